@@ -1,0 +1,16 @@
+"""uninet_mm: UniNet (Liu et al., ECCV 2022) as a drop-in OpenMMLab backbone.
+
+``import uninet_mm`` (or ``custom_imports = dict(imports=['uninet_mm'])`` in a config) registers
+the GOP blocks, DSMs, the UniNet backbone, its heads, the Swin/PVT retrofits and the demo
+datasets in the MMEngine, MMDetection, MMSegmentation and MMPretrain registries, and makes
+``torch.load`` accept exactly the types that MMEngine checkpoints hold.
+"""
+from .version import __version__
+from .utils.safe_load import install_safe_globals
+
+install_safe_globals()
+
+from . import models  # noqa: E402,F401  (registers the models)
+from . import datasets  # noqa: E402,F401  (registers the demo datasets)
+
+__all__ = ['__version__']

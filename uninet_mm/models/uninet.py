@@ -1,0 +1,281 @@
+"""UniNet backbone (Liu et al., "UniNet: Unified Architecture Search with Convolution,
+Transformer, and MLP", ECCV 2022).
+
+A stem (3x3 conv stride 2, BN, GELU) and stages; stage ``i`` is an optional DSM (in -> width_i,
+stride_i) followed by ``repeats_i`` GOP blocks of one type at width_i with expansion_i (paper
+Sec. 3.4, Table 3; layout of the released code). ``arch`` is a preset name or a dict of
+per-stage lists, decoded by :func:`parse_arch` whatever its origin (preset, config, search).
+"""
+import copy
+import os.path as osp
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..registry import build_dsm, build_gop, register_model
+from .dsms import DSM_TYPES
+from .gops import GOP_TYPES
+
+#: The released layout, shared by all presets (paper Table 3, released code).
+BASE_ARCH = dict(
+    gops=['DWConv', 'DWConv', 'DWConv', 'DWConv', 'SA', 'SA'],
+    dsms=[None, 'L', 'L', 'L', 'LG', 'LG'],
+    strides=[1, 2, 2, 2, 1, 2],
+    expansions=[1, 4, 6, 3, 2, 5],
+    stem_width=32,
+    head_dim=32,
+    window_size=7,
+)
+
+#: Presets B0-B6: repeats, widths and the default input size; the rest is BASE_ARCH.
+ARCH_PRESETS = {
+    'b0': dict(repeats=[1, 2, 4, 4, 4, 8], widths=[24, 48, 80, 128, 128, 256], input_size=160),
+    'b1': dict(repeats=[1, 2, 4, 4, 4, 8], widths=[24, 48, 80, 128, 128, 256], input_size=224),
+    'b2': dict(repeats=[2, 3, 6, 6, 6, 12], widths=[24, 48, 80, 128, 128, 256], input_size=256),
+    'b3': dict(repeats=[2, 3, 7, 7, 7, 14], widths=[24, 56, 96, 160, 160, 288], input_size=288),
+    'b4': dict(repeats=[2, 4, 9, 9, 9, 18], widths=[32, 64, 112, 192, 192, 352], input_size=320),
+    'b5': dict(repeats=[3, 5, 10, 10, 10, 20], widths=[32, 64, 112, 224, 224, 448],
+               input_size=384),
+    'b6': dict(repeats=[4, 6, 12, 12, 12, 24], widths=[48, 96, 160, 256, 256, 512],
+               input_size=448),
+}
+
+PER_STAGE_KEYS = ('gops', 'dsms', 'widths', 'repeats', 'expansions', 'strides')
+SCALAR_KEYS = ('stem_width', 'head_dim', 'window_size', 'input_size')
+
+
+def parse_arch(arch):
+    """Turn a preset name or an arch dict into a complete, validated arch dict.
+
+    Missing keys of a dict come from :data:`BASE_ARCH`. Errors name the problem and the fix.
+    """
+    if isinstance(arch, str):
+        key = arch.lower()
+        if key not in ARCH_PRESETS:
+            raise KeyError(f'UniNet: unknown arch preset {arch!r}; valid presets are '
+                           f'{sorted(ARCH_PRESETS)}, or pass a dict of per-stage lists')
+        arch = ARCH_PRESETS[key]
+    if not isinstance(arch, dict):
+        raise TypeError(f'UniNet: arch must be a preset name or a dict, got {type(arch)}')
+    unknown = set(arch) - set(PER_STAGE_KEYS) - set(SCALAR_KEYS)
+    if unknown:
+        raise KeyError(f'UniNet: unknown arch keys {sorted(unknown)}; valid keys are '
+                       f'{list(PER_STAGE_KEYS + SCALAR_KEYS)}')
+    full = copy.deepcopy(BASE_ARCH)
+    full.update(copy.deepcopy(arch))
+    for key in ('widths', 'repeats'):
+        if key not in arch:
+            raise KeyError(f'UniNet: arch dict needs {key!r} (one entry per stage)')
+    lengths = {k: len(full[k]) for k in PER_STAGE_KEYS}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f'UniNet: per-stage lists must have one entry per stage, but their '
+                         f'lengths disagree: {lengths}')
+    for i, (gop, dsm, width, repeat, expansion, stride) in enumerate(
+            zip(*(full[k] for k in PER_STAGE_KEYS))):
+        if gop not in GOP_TYPES:
+            raise KeyError(f'UniNet: stage {i}: unknown GOP {gop!r}; valid GOPs are '
+                           f'{list(GOP_TYPES)}')
+        if dsm is not None and dsm not in DSM_TYPES:
+            raise KeyError(f'UniNet: stage {i}: unknown DSM {dsm!r}; valid DSMs are '
+                           f'{list(DSM_TYPES)} (or None for no down-sampling module)')
+        if dsm is None and stride != 1:
+            raise ValueError(f'UniNet: stage {i} has stride {stride} but no DSM; only a DSM '
+                             f'down-samples: give it a DSM or stride 1')
+        if width < 1 or repeat < 0 or expansion < 1 or stride < 1:
+            raise ValueError(f'UniNet: stage {i}: impossible width/repeats/expansion/stride '
+                             f'{width}/{repeat}/{expansion}/{stride}; all must be positive '
+                             f'(repeats may be 0)')
+        needs_heads = gop in ('SA', 'LSA') and repeat > 0
+        needs_heads_dsm = dsm in ('LG', 'G')
+        if (needs_heads or needs_heads_dsm) and width % full['head_dim']:
+            what = gop if needs_heads else f'{dsm}-DSM'
+            raise ValueError(f'UniNet: stage {i}: width {width} is not divisible by the head '
+                             f'dimension {full["head_dim"]} that {what} attention needs; use a '
+                             f'multiple of {full["head_dim"]}, or a convolution/MLP GOP and '
+                             f'an L-DSM')
+    return full
+
+
+class UniNetStage(BaseModule):
+    """One stage: ``downsample`` (a DSM, or None) then ``blocks`` (GOPs)."""
+
+    def __init__(self, downsample, blocks, with_cp=False):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+        self.with_cp = with_cp
+
+    def forward(self, x):
+        if self.downsample is not None:
+            x = self.downsample(x)
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+@register_model
+class UniNet(BaseModule):
+    """UniNet backbone.
+
+    Args:
+        arch (str | dict): ``'b0'``..``'b6'`` or a dict of per-stage lists (``gops``, ``dsms``,
+            ``widths``, ``repeats``, ``expansions``, ``strides``) plus ``stem_width``,
+            ``head_dim`` and ``window_size``; see :data:`BASE_ARCH`.
+        in_channels (int): input image channels.
+        out_indices (Sequence[int]): stages whose outputs are returned. The default picks the
+            1/4, 1/8, 1/16 and 1/32 maps of the released layout for dense prediction.
+        frozen_stages (int): -1 freezes nothing; 0 the stem; k the stem and stages 0..k-1
+            (eval mode, no gradients), as ResNet.
+        norm_eval (bool): keep BatchNorm layers in eval mode while training.
+        with_cp (bool): activation checkpointing per block (same outputs and gradients).
+        drop_path_rate (float): stochastic depth, rising linearly from 0 over all GOP blocks.
+        init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=..., prefix=...)``.
+            Checkpoints in the released layout are converted on load.
+    """
+
+    def __init__(self, arch='b1', in_channels=3, out_indices=(1, 2, 4, 5), frozen_stages=-1,
+                 norm_eval=False, with_cp=False, drop_path_rate=0., init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch = parse_arch(arch)
+        arch = self.arch
+        self.num_stages = len(arch['widths'])
+        out_indices = tuple(out_indices)
+        bad = [i for i in out_indices if not -self.num_stages <= i < self.num_stages]
+        if bad or not out_indices:
+            raise ValueError(f'UniNet: out_indices {out_indices} out of range: this arch has '
+                             f'{self.num_stages} stages (valid 0..{self.num_stages - 1})')
+        self.out_indices = tuple(i % self.num_stages for i in out_indices)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'UniNet: frozen_stages={frozen_stages} out of range: -1 (none), '
+                             f'0 (stem) .. {self.num_stages} (stem and all stages)')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.out_channels = [arch['widths'][i] for i in self.out_indices]
+        self.out_strides = []
+
+        stem_width = arch['stem_width']
+        self.stem = nn.Sequential(OrderedDict(
+            conv=nn.Conv2d(in_channels, stem_width, 3, 2, 1, bias=False),
+            norm=nn.BatchNorm2d(stem_width),
+            act=nn.GELU()))
+
+        total_blocks = sum(arch['repeats'])
+        dpr = torch.linspace(0, drop_path_rate, total_blocks).tolist() if total_blocks else []
+        self.stages = nn.ModuleList()
+        in_ch, stride, k = stem_width, 2, 0
+        for i in range(self.num_stages):
+            width = arch['widths'][i]
+            downsample = None
+            if arch['dsms'][i] is not None:
+                downsample = build_dsm(dict(
+                    type=arch['dsms'][i], in_channels=in_ch, out_channels=width,
+                    stride=arch['strides'][i], head_dim=arch['head_dim']))
+                in_ch = width
+            stride *= arch['strides'][i]
+            blocks = []
+            for _ in range(arch['repeats'][i]):
+                blocks.append(build_gop(dict(
+                    type=arch['gops'][i], in_channels=in_ch, out_channels=width,
+                    expansion=arch['expansions'][i], drop_path=dpr[k],
+                    head_dim=arch['head_dim'], window_size=arch['window_size'])))
+                in_ch, k = width, k + 1
+            if in_ch != width:
+                raise ValueError(f'UniNet: stage {i} has neither a DSM nor blocks to map width '
+                                 f'{in_ch} to {width}; give it a DSM or repeats >= 1')
+            self.stages.append(UniNetStage(downsample, blocks, with_cp=with_cp))
+            self.out_strides.append(stride)
+        self._freeze_stages()
+
+    # -- weights ------------------------------------------------------------------------------
+    def init_weights(self):
+        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        self._load_pretrained(self.init_cfg)
+
+    def _load_pretrained(self, init_cfg):
+        """Load ``init_cfg.checkpoint`` (optionally under ``prefix``), converting the released
+        layout on the fly; clear errors for a missing file or a checkpoint that matches
+        nothing."""
+        from ..converters.official import convert_official, is_official
+
+        logger = MMLogger.get_current_instance()
+        filename = init_cfg['checkpoint']
+        if '://' not in filename and not osp.isfile(filename):
+            raise FileNotFoundError(
+                f'UniNet: pretrained checkpoint {filename!r} not found. Put the converted '
+                f'ImageNet checkpoint there: convert a released UniNet checkpoint with '
+                f'`python tools/convert_official.py RELEASED.pth {filename} --arch <preset>`, '
+                f'or train one with configs/cls/. To train from scratch instead, run with '
+                f'`--cfg-options model.backbone.init_cfg=None`.')
+        ckpt = CheckpointLoader.load_checkpoint(filename, map_location='cpu', logger=logger)
+        state_dict = ckpt.get('state_dict', ckpt.get('model', ckpt))
+        if is_official(state_dict):
+            state_dict = convert_official(state_dict, self.arch)
+        prefix = init_cfg.get('prefix')
+        if prefix:
+            prefix = prefix if prefix.endswith('.') else prefix + '.'
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
+                          if k.startswith(prefix)}
+        elif not any(k.startswith(('stem.', 'stages.')) for k in state_dict) and any(
+                k.startswith('backbone.') for k in state_dict):
+            state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                          if k.startswith('backbone.')}
+        own = self.state_dict()
+        matched = [k for k in state_dict if k in own and state_dict[k].shape == own[k].shape]
+        if not matched:
+            sample = list(state_dict)[:5] if state_dict else list(ckpt)[:5]
+            raise ValueError(
+                f'UniNet: checkpoint {filename!r} matches none of this backbone\'s weights. Its '
+                f'keys look like {sample} (prefix={init_cfg.get("prefix")!r}); expected keys '
+                f'such as {list(own)[:3]}. Pass the right `prefix` (e.g. "backbone." for an '
+                f'MMPretrain classifier), convert a released checkpoint with '
+                f'tools/convert_official.py, or check that the arch matches.')
+        wrong = [k for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
+        missing, unexpected = self.load_state_dict(
+            {k: state_dict[k] for k in matched}, strict=False)
+        logger.info(f'UniNet: loaded {len(matched)}/{len(own)} tensors from {filename}')
+        if missing:
+            logger.warning(f'UniNet: missing keys in checkpoint: {missing}')
+        if wrong:
+            logger.warning(f'UniNet: shape mismatch, not loaded: {wrong}')
+        extra = [k for k in state_dict if k not in own]
+        if extra:
+            logger.warning(f'UniNet: unexpected keys in checkpoint: {extra}')
+
+    # -- training behaviour -------------------------------------------------------------------
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.stem] + [self.stages[i] for i in range(self.frozen_stages)]
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x):
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
