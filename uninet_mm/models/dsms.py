@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import DSMS
-from .layers import init_linear_and_norm, map_to_tokens, tokens_to_map
+from .layers import fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens, tokens_to_map
 
 #: names of the DSMs, as the search space and the arch dicts spell them
 DSM_TYPES = ('L', 'LG', 'G')
@@ -41,6 +41,12 @@ class DSMBase(BaseModule):
             shortcut['pool'] = nn.MaxPool2d(3, stride, 1)
         shortcut['proj'] = nn.Conv2d(in_channels, out_channels, 1)
         self.shortcut = nn.Sequential(shortcut)
+
+    def fuse_conv_bn(self):
+        """Fold the BatchNorm of the local/query branch into its depth-wise conv."""
+        for branch in (getattr(self, 'local', None), getattr(self, 'query', None)):
+            if branch is not None:
+                fuse_conv_bn_pairs(branch, [('dw_conv', 'norm')])
 
     def local_branch(self, in_channels, out_channels, stride):
         """Strided depth-wise 3x3 conv (with bias), BN, 1x1 conv: the L-DSM main branch and

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import GOPS
-from .layers import (DropPath, SqueezeExcite, init_linear_and_norm, map_to_tokens,
-                     tokens_to_map)
+from .layers import (DropPath, SqueezeExcite, fold_bn_before_conv, fuse_conv_bn_pairs,
+                     init_linear_and_norm, map_to_tokens, tokens_to_map)
 
 #: names of the GOPs, as the search space and the arch dicts spell them
 GOP_TYPES = ('DWConv', 'Conv', 'SA', 'LSA', 'MLP')
@@ -69,6 +69,15 @@ class ConvGOP(BaseModule):
         self.project_norm = nn.BatchNorm2d(out_channels)
         nn.init.zeros_(self.project_norm.weight)  # the block starts as its shortcut
         self.drop_path = DropPath(drop_path)
+
+    def fuse_conv_bn(self):
+        """Fold every BatchNorm into its convolution (inference only, same outputs)."""
+        if isinstance(self.expand, nn.Sequential):
+            if not isinstance(self.expand.pre_norm, nn.Identity):
+                fold_bn_before_conv(self.expand.pre_norm, self.expand.conv)
+                self.expand.pre_norm = nn.Identity()
+            fuse_conv_bn_pairs(self.expand, [('conv', 'norm')])
+        fuse_conv_bn_pairs(self, [('conv', 'norm'), ('project', 'project_norm')])
 
     def forward(self, x):
         out = self.act(self.norm(self.conv(self.expand(x))))

@@ -1,4 +1,5 @@
 """Small layers shared by the GOPs and DSMs: layout changes, squeeze-excitation, drop path."""
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model.weight_init import trunc_normal_
@@ -70,3 +71,37 @@ def init_linear_and_norm(module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def fold_bn_into_conv(conv, bn):
+    """Fold an eval-mode BatchNorm that FOLLOWS ``conv`` into the conv's weight and bias
+    (``BN(W x + b) = (s W) x + s (b - mean) + beta``, ``s = gamma / sqrt(var + eps)``)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight.copy_(conv.weight * scale.reshape(-1, *([1] * (conv.weight.ndim - 1))))
+    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+
+
+@torch.no_grad()
+def fold_bn_before_conv(bn, conv):
+    """Fold an eval-mode BatchNorm that PRECEDES a 1x1 ``conv`` (no padding, so exact):
+    ``W (s x + t) + b = (W s) x + (W t + b)``."""
+    if conv.kernel_size != (1, 1) or conv.groups != 1:
+        raise ValueError('only a dense 1x1 convolution absorbs a preceding BatchNorm exactly')
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    weight = conv.weight[:, :, 0, 0]
+    bias = conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])
+    conv.bias = nn.Parameter(bias + weight @ shift)
+    conv.weight.copy_((weight * scale)[:, :, None, None])
+
+
+def fuse_conv_bn_pairs(parent, pairs):
+    """For each ``(conv_name, bn_name)``, fold ``parent.<bn>`` (which follows the conv) into
+    ``parent.<conv>`` and replace the BN by ``nn.Identity``. Inference only; idempotent."""
+    for conv_name, bn_name in pairs:
+        bn = getattr(parent, bn_name)
+        if not isinstance(bn, nn.Identity):
+            fold_bn_into_conv(getattr(parent, conv_name), bn)
+            setattr(parent, bn_name, nn.Identity())

@@ -21,6 +21,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..registry import build_dsm, build_gop, register_model
 from .dsms import DSM_TYPES
 from .gops import GOP_TYPES
+from .layers import fuse_conv_bn_pairs
 
 #: The released layout, shared by all presets (paper Table 3, released code).
 BASE_ARCH = dict(
@@ -251,6 +252,17 @@ class UniNet(BaseModule):
         extra = [k for k in state_dict if k not in own]
         if extra:
             logger.warning(f'UniNet: unexpected keys in checkpoint: {extra}')
+
+    # -- inference ----------------------------------------------------------------------------
+    def fuse_conv_bn(self):
+        """Fold every BatchNorm into the convolution next to it, in place (inference only: the
+        outputs stay the same in eval mode; training afterwards would not update BN
+        statistics). Used by ``tools/test.py --fuse-conv-bn`` and the benchmark."""
+        fuse_conv_bn_pairs(self.stem, [('conv', 'norm')])
+        for m in self.modules():
+            if m is not self and hasattr(m, 'fuse_conv_bn'):
+                m.fuse_conv_bn()
+        return self
 
     # -- training behaviour -------------------------------------------------------------------
     def _freeze_stages(self):
