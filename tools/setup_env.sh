@@ -26,6 +26,14 @@ on_error() {
 }
 trap on_error ERR
 
+# pip with the machine's "WARNING: Location 'file:///opt/...' is ignored" lines (index folders
+# that lack a package: noise) dropped from its stderr; everything else and pip's exit status stay.
+pipf() {
+  { $PIP "$@" 2>&1 1>&3 3>&- \
+      | { grep --line-buffered -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory\.$" || true; } >&2 3>&-
+  } 3>&1
+}
+
 # CA bundle the machine's pip config names (needed when --isolated drops the config).
 ca_bundle() {
   local c
@@ -62,7 +70,7 @@ if torch_ok; then
 else
   # a CPU-only torch (the machine's local wheel) would satisfy 'torch==2.13.0': remove it first
   $PIP uninstall -y -q torch torchvision >/dev/null 2>&1 || true
-  $PIP install --isolated --cert "$(ca_bundle)" --default-timeout 180 -r "$ROOT/requirements/torch.txt"
+  pipf install --isolated --cert "$(ca_bundle)" --default-timeout 180 -r "$ROOT/requirements/torch.txt"
   torch_ok
   phase_done "installed"
 fi
@@ -70,8 +78,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 phase deps "build tools and runtime dependencies (mmengine, numpy<2, opencv, ...)" \
   "check the pins in requirements/build.txt and requirements/runtime.txt"
-$PIP install -q -r "$ROOT/requirements/build.txt"
-$PIP install -q mmengine==0.10.7 'numpy>=1.24,<2' 'opencv-python>=4.7,<4.11' addict yapf packaging Pillow pyyaml
+pipf install -q -r "$ROOT/requirements/build.txt"
+pipf install -q mmengine==0.10.7 'numpy>=1.24,<2' 'opencv-python>=4.7,<4.11' addict yapf packaging Pillow pyyaml
 phase_done "ok"
 
 # ---------------------------------------------------------------------------------------------
@@ -94,7 +102,7 @@ else
   else
     echo "    installing mmcv 2.1.0 (from pip's wheel cache if built before, else a ~20 minute build)"
   fi
-  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} $PIP install --no-build-isolation -r "$ROOT/requirements/mmcv.txt"
+  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} pipf install --no-build-isolation -r "$ROOT/requirements/mmcv.txt"
   mmcv_ok
   phase_done "installed"
 fi
@@ -102,13 +110,13 @@ fi
 # ---------------------------------------------------------------------------------------------
 phase openmmlab "mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0 and the rest of runtime.txt" \
   "check requirements/runtime.txt against the pins in README.md"
-$PIP install -q -r "$ROOT/requirements/runtime.txt"
+pipf install -q -r "$ROOT/requirements/runtime.txt"
 phase_done "ok"
 
 # ---------------------------------------------------------------------------------------------
 phase package "uninet_mm (editable) with test extras" \
   "see the pip error above; setup.py reads requirements/*.txt"
-$PIP install -q --no-build-isolation -e "$ROOT[tests]"
+pipf install -q --no-build-isolation -e "$ROOT[tests]"
 phase_done "ok"
 
 # ---------------------------------------------------------------------------------------------
