@@ -170,7 +170,9 @@ class UniNet(BaseModule):
             act=nn.GELU()))
 
         total_blocks = sum(arch['repeats'])
-        dpr = torch.linspace(0, drop_path_rate, total_blocks).tolist() if total_blocks else []
+        # device='cpu': the rates are Python floats, also when built under torch.device('meta')
+        dpr = (torch.linspace(0, drop_path_rate, total_blocks, device='cpu').tolist()
+               if total_blocks else [])
         self.stages = nn.ModuleList()
         in_ch, stride, k = stem_width, 2, 0
         for i in range(self.num_stages):
