@@ -1,1 +1,3 @@
 
+from . import demo_shapes  # noqa: F401  (seeded demo data generator)
+from .digits import MNISTDigits, SklearnDigits  # noqa: F401  (embedded digit datasets)
