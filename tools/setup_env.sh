@@ -114,9 +114,9 @@ pipf install -q -r "$ROOT/requirements/runtime.txt"
 phase_done "ok"
 
 # ---------------------------------------------------------------------------------------------
-phase package "uninet_mm (editable) with test extras" \
+phase package "uninet_mm (editable) with the test and search (Ray) extras" \
   "see the pip error above; setup.py reads requirements/*.txt"
-pipf install -q --no-build-isolation -e "$ROOT[tests]"
+pipf install -q --no-build-isolation -e "$ROOT[tests,search]"
 phase_done "ok"
 
 # ---------------------------------------------------------------------------------------------

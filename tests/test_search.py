@@ -1,0 +1,489 @@
+"""Tests of the architecture search (uninet_mm/search, tools/search.py)."""
+import copy
+import json
+import math
+import os
+import os.path as osp
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from uninet_mm.models import UniNet, parse_arch
+from uninet_mm.registry import DSMS, GOPS
+from uninet_mm.search import (PPOSearch, ProxyTrainEvaluator, RandomSearch, ResultsFile,
+                              SearchRun, SearchSpace, SearchSpaceError, SerialExecutor,
+                              SyntheticEvaluator, ZeroCostEvaluator, build_search_space,
+                              compute_reward, export_topk, pareto_front, pareto_plot,
+                              ray_available, run_candidate, scale_target, summary_table,
+                              top_k)
+from uninet_mm.search.controller import PPOController
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SEARCH_TOOL = osp.join(REPO, 'tools', 'search.py')
+
+#: the demo's base network (configs/search/mnist_demo.py), small enough for 32x32 inputs
+DEMO_BASE = dict(
+    gops=['DWConv', 'DWConv', 'DWConv', 'DWConv', 'SA', 'SA'],
+    dsms=[None, 'L', 'L', 'L', 'LG', 'LG'],
+    strides=[1, 2, 2, 2, 1, 2],
+    widths=[16, 24, 32, 64, 64, 128],
+    repeats=[1, 1, 2, 2, 1, 1],
+    expansions=[1, 3, 3, 3, 2, 2],
+    stem_width=16, head_dim=16, window_size=4, input_size=32)
+
+
+def demo_space(**kwargs):
+    return SearchSpace(base_arch=copy.deepcopy(DEMO_BASE), **kwargs)
+
+
+# -- reward --------------------------------------------------------------------------------------
+def test_reward_equals_accuracy_at_target_and_falls_with_flops():
+    assert compute_reward(0.8, 550e6, 550e6) == pytest.approx(0.8)
+    rewards = [compute_reward(0.8, f, 550e6) for f in (100e6, 300e6, 550e6, 1e9, 4e9)]
+    assert all(a > b for a, b in zip(rewards, rewards[1:]))
+    # MnasNet form: (f / t)^alpha, alpha = -0.07
+    assert compute_reward(0.8, 1100e6, 550e6) == pytest.approx(0.8 * 2 ** -0.07)
+    # the target moves with the pixel count: B0's 550 M at 160x160 is 22 M at 32x32
+    assert scale_target(550e6, 160, 32) == pytest.approx(22e6)
+    with pytest.raises(ValueError, match='positive'):
+        compute_reward(0.8, 0, 550e6)
+
+
+# -- space ---------------------------------------------------------------------------------------
+def test_paper_space_size_and_decode_builds_as_is():
+    space = build_search_space(dict(base_arch='b0'))
+    assert space.num_tokens == 25
+    assert space.size == (5 * 3 * 5 * 5 * 5) ** 5  # 2.3e16, "about 10^16" in the paper
+    assert '2.317e+16' in space.describe()
+    base = space.decode(space.base_tokens())
+    assert base == parse_arch(dict(base))        # complete: parse_arch adds nothing
+    assert base['widths'] == [24, 48, 80, 128, 128, 256]
+    assert base['repeats'] == [1, 2, 4, 4, 4, 8]
+    rng = random.Random(0)
+    for _ in range(20):
+        tokens = space.sample(rng)
+        arch = space.decode(tokens)
+        assert parse_arch(arch) == arch
+        assert json.loads(json.dumps(arch)) == arch  # JSON-able for the results file
+        choices = space.choices_of(tokens)
+        assert space.encode(choices) == tokens
+
+
+def test_width_and_repeat_rules():
+    space = demo_space()
+    rng = random.Random(1)
+    for _ in range(200):
+        tokens = space.sample(rng)
+        arch, ch = space.decode(tokens), space.choices_of(tokens)
+        for s in space.searchable_stages:
+            attends = ch[s]['gop'] in ('SA', 'LSA') or ch[s]['dsm'] in ('LG', 'G')
+            assert arch['widths'][s] % (16 if attends else 8) == 0
+            assert arch['repeats'][s] == max(1, DEMO_BASE['repeats'][s] + ch[s]['repeat_delta'])
+        assert arch['widths'][0] == 16 and arch['gops'][0] == 'DWConv'  # stage 0 fixed
+
+
+def _choice_sequences(space):
+    seqs = []
+    for d in ('gop', 'dsm'):
+        seqs += space.enumerate_choices(d)
+    smallest = [0] * space.num_tokens
+    largest = [n - 1 for n in space.num_choices]
+    return seqs + [smallest, largest]
+
+
+def test_every_gop_and_dsm_choice_builds_through_uninet_and_runs():
+    space = demo_space()
+    seqs = _choice_sequences(space)
+    assert len(seqs) == 5 + 3 + 2
+    x = torch.randn(2, 3, 32, 32)
+    seen_gops, seen_dsms = set(), set()
+    for tokens in seqs:
+        arch = space.decode(tokens)
+        model = UniNet(arch=arch, out_indices=(5,)).eval()
+        for s in space.searchable_stages:
+            stage = model.stages[s]
+            # the very registry classes of the backbone, no copies
+            assert type(stage.blocks[0]) is GOPS.get(arch['gops'][s])
+            assert type(stage.downsample) is DSMS.get(arch['dsms'][s])
+            seen_gops.add(arch['gops'][s])
+            seen_dsms.add(arch['dsms'][s])
+        with torch.no_grad():
+            out = model(x)[0]
+        assert out.shape == (2, arch['widths'][5], 1, 1)
+        assert torch.isfinite(out).all()
+    assert seen_gops == {'SA', 'LSA', 'Conv', 'DWConv', 'MLP'}
+    assert seen_dsms == {'L', 'LG', 'G'}
+
+
+@pytest.mark.parametrize('cfg, match', [
+    (dict(choices=dict(gop=['SA', 'Transformer'])), r"unknown GOP\(s\) \['Transformer'\]"),
+    (dict(choices=dict(dsm=['L', 'XG'])), r"unknown DSM\(s\) \['XG'\]"),
+    (dict(choices=dict(expansion=[])), "'expansion' choices must be a non-empty list"),
+    (dict(choices=dict(width_mult=[0.5, 0.5])), 'duplicates'),
+    (dict(choices=dict(width_mult=[0.0, 1.0])), 'positive numbers'),
+    (dict(choices=dict(repeat_delta=[0.5])), 'must be ints'),
+    (dict(choices=dict(kernel=[3, 5])), r"unknown decisions \['kernel'\]"),
+    (dict(searchable_stages=[1, 6]), r'searchable_stages \[6\] out of range'),
+    (dict(searchable_stages=[]), 'searchable_stages is empty'),
+    (dict(searchable_stages=[1, 1]), 'duplicates'),
+    (dict(stage_choices={0: dict(gop=['SA'])}), 'stage 0.*not searchable'),
+    (dict(min_repeats=2), 'min_repeats must be 0 or 1'),
+    (dict(width_divisor=0), 'width_divisor'),
+    (dict(searchable_stages=[0], min_repeats=0, stage_choices={0: dict(dsm=[None, 'L'])}),
+     'nothing maps its width'),
+    (dict(colour='red'), r"unknown keys \['colour'\]"),
+    (dict(base_arch='b9'), "base_arch 'b9' is not a preset"),
+    (dict(base_arch=dict(widths=[24, 48], repeats=[1])), 'base_arch is not a valid UniNet'),
+])
+def test_malformed_spaces_give_clear_errors(cfg, match):
+    full = dict(base_arch='b0')
+    full.update(cfg)
+    with pytest.raises(SearchSpaceError, match=match):
+        build_search_space(full)
+
+
+def test_token_checks():
+    space = demo_space()
+    with pytest.raises(ValueError, match='expected 25 tokens'):
+        space.decode([0] * 3)
+    with pytest.raises(ValueError, match=r'stage 1 dsm\) = 3 out of range 0..2'):
+        space.decode([0, 3] + [0] * 23)
+
+
+# -- controller ----------------------------------------------------------------------------------
+def test_same_seed_same_token_sequences_and_resumable_state():
+    space = demo_space()
+    a, b, c = (PPOController(space.num_choices, seed=s) for s in (7, 7, 8))
+    ta, tb, tc = a.sample(6)[0], b.sample(6)[0], c.sample(6)[0]
+    assert ta == tb and ta != tc
+    for tokens in ta:
+        assert all(0 <= t < n for t, n in zip(tokens, space.num_choices))
+    # after an update and a state round trip, both sample the same again
+    rewards = [0.1 * i for i in range(6)]
+    a.update(ta, rewards, a.log_prob(ta))
+    b.update(tb, rewards, b.log_prob(tb))
+    snapshot = copy.deepcopy(a.state_dict())
+    clone = PPOController(space.num_choices, seed=123)
+    clone.load_state_dict(snapshot)
+    assert a.sample(4)[0] == b.sample(4)[0] == clone.sample(4)[0]
+    # masked softmax: no token beyond a decision's choices ever
+    toks, logp = c.sample(200)
+    assert all(t[1] < 3 for t in toks)
+    assert all(lp < 0 for lp in logp)
+
+
+def _synthetic_run(strategy, best, budget, batch):
+    reward = lambda t: sum(x == y for x, y in zip(t, best)) / len(best)  # noqa: E731
+    found = []
+    for _ in range(budget // batch):
+        tokens = strategy.propose(batch)
+        rewards = [reward(t) for t in tokens]
+        found += rewards
+        strategy.observe(tokens, rewards)
+    return max(found)
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_ppo_learns_a_known_best_architecture_and_beats_random(seed):
+    space = build_search_space(dict(base_arch='b0'))
+    rng = random.Random(1000 + seed)
+    best = [rng.randrange(n) for n in space.num_choices]
+    ppo = PPOSearch(space.num_choices, seed=seed)
+    logp0 = ppo.controller.log_prob(best)
+    assert logp0 == pytest.approx(-math.log(space.size), abs=1e-3)  # uniform at the start
+    budget, batch = 160, 8                                           # 20 PPO updates
+    ppo_best = _synthetic_run(ppo, best, budget, batch)
+    rnd_best = _synthetic_run(RandomSearch(space.num_choices, seed=seed), best, budget, batch)
+    gain = ppo.controller.log_prob(best) - logp0
+    assert ppo.controller.num_updates == 20
+    assert gain > 3.0, f'PPO raised log p(best) by only {gain:.2f} nats'  # > 20x likelier
+    assert ppo_best > rnd_best
+
+
+# -- the loop: failures, resume ------------------------------------------------------------------
+def _run(space, work_dir, evaluator, strategy='ppo', budget=12, batch=4, resume=False,
+         executor=None):
+    return SearchRun(space, dict(type=strategy), evaluator, str(work_dir), budget,
+                     target_flops=1.0, batch_size=batch, seed=0, executor=executor
+                     ).run(resume=resume)
+
+
+def test_failed_candidates_are_recorded_and_the_search_goes_on(tmp_path):
+    space = demo_space()
+    ev = SyntheticEvaluator(best_tokens=[0] * 25, fail_on=(0, 0))  # stage 1 GOP 'SA' fails
+    recs = _run(space, tmp_path, ev, strategy='random', budget=16)
+    assert len(recs) == 16 and [r['index'] for r in recs] == list(range(16))
+    failed = [r for r in recs if r['status'] == 'failed']
+    ok = [r for r in recs if r['status'] == 'ok']
+    assert failed and ok
+    for r in failed:
+        assert r['tokens'][0] == 0 and 'synthetic failure' in r['error'] and r['reward'] is None
+        assert 'Traceback' in r['traceback']
+    assert all(r['tokens'][0] != 0 and r['reward'] == r['accuracy'] for r in ok)
+    on_disk = ResultsFile(osp.join(tmp_path, 'results.jsonl')).load()
+    assert [r['id'] for r in on_disk] == [r['id'] for r in recs]
+
+
+def test_candidate_that_fails_to_build_is_recorded(tmp_path):
+    # widths not rounded for attention: UniNet itself refuses such candidates
+    space = demo_space(round_attention_widths=False)
+    ev = ZeroCostEvaluator(base_config='configs/cls/uninet_mnist_demo.py', batch_size=16,
+                           cfg_options={'train_dataloader.dataset.indices': 64})
+    recs = _run(space, tmp_path, ev, strategy='random', budget=6, batch=3)
+    failed = [r for r in recs if r['status'] == 'failed']
+    ok = [r for r in recs if r['status'] == 'ok']
+    assert failed, 'expected candidates with widths that attention cannot split'
+    assert all('not divisible by the head dimension' in r['error'] for r in failed)
+    assert ok and all(r['metric'] == 'naswot' and r['flops'] > 0 for r in ok)
+
+
+class _Crash(BaseException):
+    """Not an Exception: escapes run_candidate like a kill would."""
+
+
+class _CrashAfter(SyntheticEvaluator):
+    def __init__(self, n, **kw):
+        super().__init__(**kw)
+        self.n, self.calls = n, 0
+
+    def __call__(self, arch, tokens=None, seed=0):
+        self.calls += 1
+        if self.calls > self.n:
+            raise _Crash()
+        return super().__call__(arch, tokens, seed)
+
+
+def test_resume_after_an_injected_crash_loses_and_retrains_nothing(tmp_path):
+    space = demo_space()
+    best = random.Random(5).choices(range(3), k=25)
+    log = osp.join(tmp_path, 'calls.log')
+    ref = _run(space, tmp_path / 'ref', SyntheticEvaluator(best_tokens=best))
+    crashing = _CrashAfter(6, best_tokens=best, log_file=log)   # dies inside the 2nd batch
+    with pytest.raises(_Crash):
+        _run(space, tmp_path / 'run', crashing)
+    assert len(ResultsFile(osp.join(tmp_path, 'run', 'results.jsonl')).load()) == 6
+    with pytest.raises(RuntimeError, match='pass --resume'):
+        _run(space, tmp_path / 'run', SyntheticEvaluator(best_tokens=best))
+    resumed = _run(space, tmp_path / 'run', SyntheticEvaluator(best_tokens=best, log_file=log),
+                   resume=True)
+    key = lambda r: (r['id'], r['tokens'], r['status'], r.get('reward'))  # noqa: E731
+    assert [key(r) for r in resumed] == [key(r) for r in ref]
+    with open(log) as f:
+        calls = f.read().splitlines()
+    trained = [r for r in resumed if not r.get('cached_from')]
+    # 6 before the crash, then the crashed one (it never finished) and the rest: once each
+    assert len(calls) == len(trained) == len(set(calls))
+    assert len(ResultsFile(osp.join(tmp_path, 'run', 'results.jsonl')).load()) == 12
+    # a resumed, finished search is a no-op
+    again = _run(space, tmp_path / 'run', SyntheticEvaluator(best_tokens=best, log_file=log),
+                 resume=True)
+    assert [key(r) for r in again] == [key(r) for r in ref]
+    with open(log) as f:
+        assert len(f.read().splitlines()) == len(calls)
+
+
+def test_results_file_survives_a_line_cut_short(tmp_path):
+    path = osp.join(tmp_path, 'results.jsonl')
+    res = ResultsFile(path)
+    res.append(dict(id='a', x=1))
+    with open(path, 'a') as f:
+        f.write('{"id": "b", "x"')   # kill -9 while writing
+    with pytest.warns(UserWarning, match='incomplete last line'):
+        assert [r['id'] for r in res.load()] == ['a']
+    res.append(dict(id='c', x=3))
+    assert [r['id'] for r in res.load()] == ['a', 'c']
+
+
+_KILL_CONFIG = """
+search_space = dict(base_arch={base!r})
+reward = dict(target_flops=1.0, alpha=-0.07)
+evaluator = dict(type='Synthetic', best_tokens={best!r}, flops=1.0, sleep=0.1,
+                 log_file={log!r})
+strategies = [dict(type='ppo'), dict(type='random')]
+search = dict(budget=8, batch_size=4, seed=3)
+executor = dict(type='serial')
+export = dict(topk=2)
+"""
+
+
+@pytest.mark.slow  # ~20 s: two start-ups of tools/search.py (imports mmdet/mmseg/mmpretrain)
+def test_resume_after_kill_9(tmp_path):
+    best = random.Random(9).choices(range(3), k=25)
+    log = osp.join(tmp_path, 'calls.log')
+    cfg = osp.join(tmp_path, 'kill_cfg.py')
+    with open(cfg, 'w') as f:
+        f.write(_KILL_CONFIG.format(base=DEMO_BASE, best=best, log=log))
+    work = osp.join(tmp_path, 'work')
+    results = osp.join(work, 'results.jsonl')
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cmd = [sys.executable, SEARCH_TOOL, cfg, '--work-dir', work]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if osp.isfile(results) and len(ResultsFile(results).load()) >= 5:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f'search ended early: {proc.stdout.read().decode()[-2000:]}')
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = ResultsFile(results).load()
+    assert 5 <= len(before) < 16, 'the kill must land mid-search'
+    out = subprocess.run(cmd + ['--resume'], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    after = ResultsFile(results).load()
+    assert len(after) == 16
+    assert sorted(r['id'] for r in after) == sorted(
+        [f'ppo-{i}' for i in range(8)] + [f'random-{i}' for i in range(8)])
+    by_id = {r['id']: r for r in after}
+    for r in before:  # nothing lost, nothing changed
+        assert by_id[r['id']]['tokens'] == r['tokens']
+        assert by_id[r['id']]['finished_at'] == r['finished_at']
+    with open(log) as f:
+        calls = f.read().splitlines()
+    trained = [r for r in after if not r.get('cached_from')]
+    assert len(trained) <= len(calls) <= len(trained) + 1  # only the in-flight one redone
+    assert 'equal budget (8 candidates each)' in out.stdout
+    for name in ('pareto.png', 'summary.md', 'summary.json'):
+        assert osp.isfile(osp.join(work, name))
+
+
+# -- the real proxy evaluation -------------------------------------------------------------------
+def test_real_proxy_evaluation_through_the_runner(tmp_path):
+    space = demo_space()
+    arch = space.decode(space.base_tokens())
+    ev = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,
+                             train_subset=256, val_subset=100, num_threads=1,
+                             work_dir=str(tmp_path))
+    assert ev.input_shape() == (1, 3, 32, 32)
+    res = run_candidate(ev, dict(arch=arch, tokens=space.base_tokens(), seed=0))
+    assert res['status'] == 'ok', res.get('traceback')
+    acc = res['accuracy']
+    assert 0. <= acc <= 1. and round(acc * 100) == pytest.approx(acc * 100, abs=1e-4)
+    flops, params = ev.complexity(arch)
+    assert res['flops'] == flops > 1e6 and res['params'] == params > 1e5
+    assert os.listdir(tmp_path) == []  # the candidate's Runner folder is cleaned up
+    # a candidate whose training diverges (inputs / 0: non-finite loss) is a failure
+    bad = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,
+                              train_subset=128, val_subset=50, num_threads=1,
+                              cfg_options={'model.data_preprocessor.std': [0., 0., 0.]})
+    res = run_candidate(bad, dict(arch=arch, tokens=space.base_tokens(), seed=0))
+    assert res['status'] == 'failed' and 'diverged' in res['error']
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def _fake_records(space, n=12):
+    rng = random.Random(0)
+    recs = []
+    for i in range(n):
+        tokens = space.sample(rng)
+        acc, flops = 0.5 + 0.04 * (i % 7), 1e6 * (1 + i)
+        recs.append(dict(id=f'{"ppo" if i % 2 else "random"}-{i}',
+                         strategy='ppo' if i % 2 else 'random', index=i // 2, tokens=tokens,
+                         arch=space.decode(tokens), status='ok', accuracy=acc, flops=flops,
+                         params=1000 * i, reward=compute_reward(acc, flops, 4e6), time=1.,
+                         metric='accuracy'))
+    recs.append(dict(id='random-99', strategy='random', index=99, tokens=recs[0]['tokens'],
+                     arch=None, status='failed', error='boom', reward=None, time=0.))
+    return recs
+
+
+def test_pareto_front():
+    pts = [(1, 0.5), (2, 0.7), (3, 0.6), (4, 0.9), (2, 0.4)]
+    assert pareto_front(pts) == [0, 1, 3]
+
+
+def test_exported_configs_are_ready_to_train(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    space = build_search_space(dict(base_arch='b0'))
+    recs = _fake_records(space)
+    best = top_k(recs, 2)
+    assert [r['reward'] for r in best] == sorted((r['reward'] for r in recs
+                                                  if r['reward'] is not None), reverse=True)[:2]
+    folders = export_topk(recs, 2, str(tmp_path / 'topk'))
+    assert len(folders) == 2
+    rid = best[0]['id']
+    assert sorted(os.listdir(folders[0])) == sorted([
+        'arch.json', f'uninet_search_{rid}_in1k.py', f'mask_rcnn_uninet_search_{rid}_1x.py'])
+    cls_cfg = Config.fromfile(osp.join(folders[0], f'uninet_search_{rid}_in1k.py'))
+    assert cls_cfg.model.backbone.arch == best[0]['arch']
+    assert cls_cfg.model.head.in_channels == best[0]['arch']['widths'][-1]
+    assert cls_cfg.train_dataloader.dataset.type == 'ImageNet'
+    det_cfg = Config.fromfile(osp.join(folders[0], f'mask_rcnn_uninet_search_{rid}_1x.py'))
+    assert det_cfg.model.type == 'MaskRCNN'
+    assert det_cfg.pretrained == f'work_dirs/uninet_search_{rid}_in1k/epoch_300.pth'
+    assert det_cfg.model.backbone.arch == best[0]['arch']
+    widths = [best[0]['arch']['widths'][i] for i in det_cfg.model.backbone.out_indices]
+    assert list(det_cfg.model.neck.in_channels) == widths
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    init_default_scope('mmpretrain')
+    clf = CLS_MODELS.build(cls_cfg.model)
+    assert isinstance(clf.backbone, UniNet) and clf.backbone.arch == best[0]['arch']
+    init_default_scope('mmdet')
+    det_cfg.model.backbone.init_cfg = None
+    det = DET_MODELS.build(det_cfg.model)
+    feats = det.backbone(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == widths
+    assert [64 // f.shape[-1] for f in feats] == [4, 8, 16, 32]
+    with open(osp.join(folders[0], 'arch.json')) as f:
+        assert json.load(f)['tokens'] == best[0]['tokens']
+
+
+def test_pareto_plot_and_summary_table(tmp_path):
+    space = demo_space()
+    recs = _fake_records(space)
+    path = pareto_plot(recs, str(tmp_path / 'pareto.png'), target_flops=4e6)
+    with open(path, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    table = summary_table(recs, top=3)
+    rows = {line.split('|')[1].strip(): line for line in table.splitlines()
+            if line.startswith('| ppo') or line.startswith('| random')}
+    assert set(rows) == {'ppo', 'random'}
+    assert rows['random'].split('|')[5].strip() == '1'   # one failed
+    top_rows = [line for line in table.splitlines()[table.splitlines().index(
+        'Top 3 architectures (all strategies):'):] if line.startswith('| ') and
+        line.split('|')[1].strip().isdigit()]
+    assert [int(line.split('|')[1]) for line in top_rows] == [1, 2, 3]
+    assert top_rows[0].split('|')[2].strip() == top_k(recs, 1)[0]['id']
+
+
+def test_tool_prints_the_space(capsys):
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import search as search_tool
+    finally:
+        sys.path.pop(0)
+    assert search_tool.main([osp.join(REPO, 'configs/search/uninet_space.py'),
+                             '--print-space']) == 0
+    out = capsys.readouterr().out
+    assert '2.317e+16 architectures' in out and 'repeat_delta [-2, -1, 0, 1, 2]' in out
+    assert search_tool.main(['--demo', '--print-space']) == 0
+    assert 'head_dim 16, input 32' in capsys.readouterr().out
+
+
+# -- Ray -----------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.skipif(not ray_available(), reason='Ray is not installed (optional)')
+def test_ray_executor_gives_the_serial_results(tmp_path):
+    from uninet_mm.search import RayExecutor
+    space = demo_space()
+    best = random.Random(2).choices(range(3), k=25)
+    serial = _run(space, tmp_path / 'serial', SyntheticEvaluator(best_tokens=best),
+                  executor=SerialExecutor())
+    ray_ex = RayExecutor(num_workers=2)
+    par = _run(space, tmp_path / 'ray', SyntheticEvaluator(best_tokens=best), executor=ray_ex)
+    key = lambda r: (r['id'], r['tokens'], r['reward'])  # noqa: E731
+    assert [key(r) for r in par] == [key(r) for r in serial]
+    import ray
+    ray.shutdown()
+

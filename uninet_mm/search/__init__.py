@@ -1,0 +1,31 @@
+"""Unified architecture search of UniNet (paper Sec. 3.4, 3.5): the search space as data,
+an LSTM controller trained with PPO, random search and regularised evolution baselines,
+proxy-training and zero-cost evaluators, serial or Ray execution, a durable results file with
+resume, and the exports (top-k configs, Pareto plot, summary). ``tools/search.py`` runs it.
+
+One concept per module: ``space`` (tokens <-> arch dicts), ``controller`` (policy + PPO),
+``strategies`` (PPO / random / evolution), ``evaluators`` (proxy training, NASWOT, synthetic;
+the reward), ``executor`` (serial / Ray), ``results`` (the results file), ``loop`` (the
+resumable search loop, progress), ``export`` (configs, plot, tables).
+"""
+from .controller import LSTMPolicy, PPOController
+from .evaluators import (ProxyTrainEvaluator, SyntheticEvaluator, ZeroCostEvaluator,
+                         build_evaluator, compute_reward, scale_target)
+from .executor import RayExecutor, SerialExecutor, build_executor, ray_available
+from .export import (export_topk, pareto_front, pareto_plot, strategy_stats, summary_table,
+                     top_k)
+from .loop import Progress, SearchRun, resolve_target, run_candidate
+from .results import ResultsFile
+from .space import (DECISIONS, PAPER_CHOICES, SearchSpace, SearchSpaceError,
+                    build_search_space)
+from .strategies import (PPOSearch, RandomSearch, RegularizedEvolution, build_strategy)
+
+__all__ = [
+    'LSTMPolicy', 'PPOController', 'ProxyTrainEvaluator', 'SyntheticEvaluator',
+    'ZeroCostEvaluator', 'build_evaluator', 'compute_reward', 'scale_target', 'RayExecutor',
+    'SerialExecutor', 'build_executor', 'ray_available', 'export_topk', 'pareto_front',
+    'pareto_plot', 'strategy_stats', 'summary_table', 'top_k', 'Progress', 'SearchRun',
+    'resolve_target', 'run_candidate', 'ResultsFile', 'DECISIONS', 'PAPER_CHOICES',
+    'SearchSpace', 'SearchSpaceError', 'build_search_space', 'PPOSearch', 'RandomSearch',
+    'RegularizedEvolution', 'build_strategy'
+]

@@ -1,0 +1,152 @@
+"""Search strategies over token sequences: PPO (the paper's), random search and regularised
+evolution (Real et al., AAAI 2019), with one interface so they share the budget, the loop, the
+results file and resuming.
+
+``propose(n)`` returns ``n`` token sequences, ``observe(tokens, rewards)`` feeds their rewards
+back (a failed candidate gets the loop's failure reward), ``state_dict`` / ``load_state_dict``
+hold everything needed to continue exactly where a checkpoint left off.
+"""
+import random
+
+from .controller import PPOController
+
+
+class Strategy:
+    name = 'strategy'
+
+    def __init__(self, num_choices, seed=0):
+        self.num_choices = [int(n) for n in num_choices]
+        self.seed = int(seed)
+
+    def propose(self, n):
+        raise NotImplementedError
+
+    def observe(self, tokens, rewards):
+        """Rewards of the last proposed batch (in the order proposed)."""
+        return {}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+    def _random_tokens(self, rng):
+        return [rng.randrange(n) for n in self.num_choices]
+
+
+class RandomSearch(Strategy):
+    """Uniform random token sequences."""
+    name = 'random'
+
+    def __init__(self, num_choices, seed=0):
+        super().__init__(num_choices, seed)
+        self.rng = random.Random(self.seed)
+
+    def propose(self, n):
+        return [self._random_tokens(self.rng) for _ in range(n)]
+
+    def state_dict(self):
+        return dict(rng=self.rng.getstate())
+
+    def load_state_dict(self, state):
+        self.rng.setstate(state['rng'])
+
+
+class RegularizedEvolution(Strategy):
+    """Aging evolution: a population of ``population_size`` random candidates; then each child
+    is the best of ``sample_size`` members drawn at random, with ``mutations`` tokens
+    re-drawn (always to a different choice); the oldest member dies when a child joins."""
+    name = 'evolution'
+
+    def __init__(self, num_choices, seed=0, population_size=8, sample_size=3, mutations=1):
+        super().__init__(num_choices, seed)
+        if population_size < 2 or not 1 <= sample_size <= population_size:
+            raise ValueError(f'RegularizedEvolution: need population_size >= 2 and '
+                             f'1 <= sample_size <= population_size, got {population_size}, '
+                             f'{sample_size}')
+        self.population_size, self.sample_size = population_size, sample_size
+        self.mutations = mutations
+        self.rng = random.Random(self.seed)
+        self.population = []   # [(tokens, reward)], oldest first
+        self.proposed = 0
+
+    def mutate(self, tokens):
+        child = list(tokens)
+        mutable = [i for i, n in enumerate(self.num_choices) if n > 1]
+        for i in self.rng.sample(mutable, min(self.mutations, len(mutable))):
+            child[i] = self.rng.choice([k for k in range(self.num_choices[i]) if k != child[i]])
+        return child
+
+    def propose(self, n):
+        out = []
+        for _ in range(n):
+            if self.proposed < self.population_size or not self.population:
+                out.append(self._random_tokens(self.rng))
+            else:
+                contenders = self.rng.sample(self.population,
+                                             min(self.sample_size, len(self.population)))
+                parent = max(contenders, key=lambda m: m[1])[0]
+                out.append(self.mutate(parent))
+            self.proposed += 1
+        return out
+
+    def observe(self, tokens, rewards):
+        for t, r in zip(tokens, rewards):
+            self.population.append((list(t), float(r)))
+            if len(self.population) > self.population_size:
+                self.population.pop(0)
+        return dict(population=len(self.population))
+
+    def state_dict(self):
+        return dict(rng=self.rng.getstate(), population=[list(m) for m in self.population],
+                    proposed=self.proposed)
+
+    def load_state_dict(self, state):
+        self.rng.setstate(state['rng'])
+        self.population = [(list(t), r) for t, r in state['population']]
+        self.proposed = state['proposed']
+
+
+class PPOSearch(Strategy):
+    """The paper's controller: an LSTM policy trained by PPO, one update per batch."""
+    name = 'ppo'
+
+    def __init__(self, num_choices, seed=0, **controller_kwargs):
+        super().__init__(num_choices, seed)
+        self.controller = PPOController(self.num_choices, seed=self.seed, **controller_kwargs)
+        self.pending_log_probs = None
+
+    def propose(self, n):
+        tokens, logp = self.controller.sample(n)
+        self.pending_log_probs = logp
+        return tokens
+
+    def observe(self, tokens, rewards):
+        if self.pending_log_probs is None or len(self.pending_log_probs) != len(tokens):
+            raise RuntimeError('PPOSearch.observe: rewards for a batch that was not proposed')
+        stats = self.controller.update(tokens, rewards, self.pending_log_probs)
+        self.pending_log_probs = None
+        return stats
+
+    def state_dict(self):
+        return dict(controller=self.controller.state_dict(),
+                    pending_log_probs=self.pending_log_probs)
+
+    def load_state_dict(self, state):
+        self.controller.load_state_dict(state['controller'])
+        self.pending_log_probs = state['pending_log_probs']
+
+
+STRATEGIES = {cls.name: cls for cls in (PPOSearch, RandomSearch, RegularizedEvolution)}
+
+
+def build_strategy(cfg, num_choices, seed=0):
+    """``dict(type='ppo' | 'random' | 'evolution', **kwargs)`` -> a :class:`Strategy`."""
+    cfg = dict(cfg)
+    kind = cfg.pop('type', None)
+    if kind not in STRATEGIES:
+        raise KeyError(f'unknown search strategy {kind!r}; valid strategies are '
+                       f'{sorted(STRATEGIES)}')
+    cfg.pop('name', None)
+    return STRATEGIES[kind](num_choices, seed=cfg.pop('seed', seed), **cfg)
