@@ -1,0 +1,188 @@
+"""tools/train.py, tools/test.py, tools/image_demo.py and tools/run_demo.py end to end on tiny
+demo data (real pycocotools bbox/segm AP and mmseg mIoU, checkpoints that resume), and the
+upstream MMDetection train script running one of our configs with only ``custom_imports``."""
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from uninet_mm.datasets import demo_shapes as ds
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DET_CONFIG = osp.join(ROOT, 'configs/mmdet/mask_rcnn_uninet_demo.py')
+SEG_CONFIG = osp.join(ROOT, 'configs/mmseg/upernet_uninet_demo.py')
+
+
+def tool(name):
+    module_name = f'uninet_tools_{name}'
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name,
+                                                      osp.join(ROOT, 'tools', f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('demo'))
+    ds.ensure_demo_data(root, seed=5, img_size=96, num_train=4, num_val=2, seg_img_size=64,
+                        seg_num_train=4, seg_num_val=2)
+    return root
+
+
+def loaders(**dataset):
+    out = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        out += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+        out += [f'{loader}.dataset.{k}={v}' for k, v in dataset.items()]
+    return out
+
+
+def det_options(root, epochs=1):
+    ann = f'{root}/coco/annotations/instances_val.json'
+    return loaders(data_root=f'{root}/coco/') + [
+        'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+        'test_dataloader.batch_size=2', f'train_cfg.max_epochs={epochs}',
+        'train_cfg.val_interval=1', f'val_evaluator.ann_file={ann}',
+        f'test_evaluator.ann_file={ann}', 'default_hooks.logger.interval=1',
+        # an almost untrained detector: keep every box so that AP is really computed
+        'model.test_cfg.rcnn.score_thr=0.0']
+
+
+def seg_options(root, iters=2):
+    return loaders(data_root=f'{root}/ade') + [
+        'train_dataloader.batch_size=2', f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={iters}', 'default_hooks.logger.interval=1',
+        f'default_hooks.checkpoint.interval={iters}']
+
+
+def test_det_train_test_resume_and_draw(data, tmp_path):
+    work = str(tmp_path / 'det')
+    runner = tool('train').main([DET_CONFIG, '--work-dir', work,
+                                 '--cfg-options', *det_options(data)])
+    assert runner.iter == 2 and osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+    metrics = tool('test').main([
+        DET_CONFIG, osp.join(work, 'epoch_1.pth'), '--work-dir', work,
+        '--out', str(tmp_path / 'det.pkl'), '--show-dir', 'vis', '--fuse-conv-bn',
+        '--cfg-options', *det_options(data)])
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50'):
+        assert key in metrics and 0 <= metrics[key] <= 1  # real pycocotools numbers
+    assert osp.getsize(tmp_path / 'det.pkl') > 0
+    import glob
+    assert len(glob.glob(osp.join(work, '*', 'vis', '*.jpg'))) == 2
+
+    # --resume (latest checkpoint of the work dir) continues at epoch 1, iteration 2
+    runner = tool('train').main([DET_CONFIG, '--work-dir', work, '--resume', '--cfg-options',
+                                 *det_options(data, epochs=2)])
+    assert runner.epoch == 2 and runner.iter == 4
+    assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+
+    out = tool('image_demo').run(f'{data}/coco/val/000000.jpg,{data}/coco/val/000001.jpg',
+                                 DET_CONFIG, osp.join(work, 'epoch_2.pth'),
+                                 str(tmp_path / 'det.png'), score_thr=0.0)
+    import cv2
+    img = cv2.imread(out)
+    assert img.shape[0] >= 96 * 5 and img.shape[1] > 2 * img.shape[0]  # two enlarged tiles
+
+
+def test_seg_train_test_resume_and_draw(data, tmp_path):
+    work = str(tmp_path / 'seg')
+    runner = tool('train').main([SEG_CONFIG, '--work-dir', work,
+                                 '--cfg-options', *seg_options(data)])
+    assert runner.iter == 2 and osp.isfile(osp.join(work, 'iter_2.pth'))
+    metrics = tool('test').main([SEG_CONFIG, osp.join(work, 'iter_2.pth'), '--work-dir', work,
+                                 '--out', str(tmp_path / 'pred'),
+                                 '--cfg-options', *seg_options(data)])
+    assert {'aAcc', 'mIoU', 'mAcc'} <= set(metrics) and 0 <= metrics['mIoU'] <= 100
+    assert len(os.listdir(tmp_path / 'pred')) == 2
+    runner = tool('train').main([SEG_CONFIG, '--work-dir', work, '--resume',
+                                 osp.join(work, 'iter_2.pth'), '--cfg-options',
+                                 *seg_options(data, iters=4)])
+    assert runner.iter == 4 and osp.isfile(osp.join(work, 'iter_4.pth'))
+    out = tool('image_demo').run(f'{data}/ade/images/validation/000000.jpg', SEG_CONFIG,
+                                 osp.join(work, 'iter_4.pth'), str(tmp_path / 'seg.png'))
+    assert osp.getsize(out) > 0
+
+
+def test_upstream_mmdet_train_script(data, tmp_path):
+    """A drop-in backbone: MMDetection's own tools/train.py trains our config; only the
+    config's ``custom_imports`` brings UniNet in."""
+    import mmdet
+    script = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    assert osp.isfile(script)
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    opts = [o for o in det_options(data) if 'val_interval' not in o] + [
+        'train_cfg.val_interval=10']
+    proc = subprocess.run(
+        [sys.executable, script, DET_CONFIG, '--work-dir', str(tmp_path / 'up'),
+         '--cfg-options', *opts], cwd=str(tmp_path), env=env, capture_output=True,
+        text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'up' / 'epoch_1.pth')
+
+
+def test_run_demo_smoke(tmp_path):
+    """The main job, shortened: data (written if missing), train, evaluate, draw, summary."""
+    results = tool('run_demo').main([
+        '--work-dir', str(tmp_path / 'wd'), '--out-dir', str(tmp_path / 'out'),
+        '--cfg-options', 'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=8',
+        'test_dataloader.dataset.indices=4', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'])
+    det = results['det']
+    assert osp.isfile(det['picture']) and osp.isfile(tmp_path / 'out' / 'metrics.json')
+    assert 'coco/bbox_mAP_50' in det['metrics'] or det['metrics'] == {}
+    assert det['train_s'] > 0
+
+
+def test_library_is_picked_from_default_scope(tmp_path):
+    from mmengine.config import Config
+    cfg_file = tmp_path / 'bad.py'
+    cfg_file.write_text("model = dict(type='UniNet')\n")
+    with pytest.raises(ValueError, match='default_scope'):
+        tool('train').library_of(Config.fromfile(str(cfg_file)))
+    for path, lib in ((DET_CONFIG, 'mmdet'), (SEG_CONFIG, 'mmseg')):
+        assert tool('test').library_of(Config.fromfile(path)) == lib
+
+
+def test_amp_and_auto_scale_lr_flags():
+    from mmengine.config import Config
+    train = tool('train')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/mmdet/mask_rcnn_uninet_b1_1x.py'))
+    args = train.parse_args([cfg.filename, '--amp', '--auto-scale-lr', '--resume', 'x.pth',
+                             '--cfg-options', 'model.backbone.init_cfg=None'])
+    cfg = train.merge_args(cfg, args)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.auto_scale_lr.enable
+    assert cfg.resume and cfg.load_from == 'x.pth' and cfg.model.backbone.init_cfg is None
+    assert cfg.work_dir.endswith('mask_rcnn_uninet_b1_1x')
+
+
+@pytest.mark.parametrize('script', ['dist_train.sh', 'dist_test.sh', 'slurm_train.sh'])
+def test_shell_scripts(script):
+    path = osp.join(ROOT, 'tools', script)
+    assert os.access(path, os.X_OK)
+    subprocess.run(['bash', '-n', path], check=True)
+    text = open(path).read()
+    if script.startswith('dist'):
+        assert 'torch.distributed.run' in text and 'NNODES' in text and 'MASTER_ADDR' in text
+
+
+@pytest.mark.slow
+def test_dist_train_two_processes(data, tmp_path):
+    """torchrun with two CPU processes (gloo) through tools/dist_train.sh."""
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
+               PORT=str(29500 + os.getpid() % 1000))
+    opts = det_options(data) + ['env_cfg.dist_cfg.backend=gloo', 'train_dataloader.batch_size=1']
+    proc = subprocess.run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), DET_CONFIG, '2',
+                           '--work-dir', str(tmp_path / 'dist'), '--cfg-options', *opts],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'dist' / 'epoch_1.pth')

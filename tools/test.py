@@ -1,0 +1,176 @@
+"""Test (and evaluate) a checkpoint of any MMDetection, MMSegmentation or MMPretrain config with
+uninet_mm registered. The library is picked from the config's ``default_scope``::
+
+    python tools/test.py configs/mmdet/mask_rcnn_uninet_b3_3x.py work_dirs/.../epoch_36.pth
+    python tools/test.py CONFIG CKPT --work-dir DIR --out results.pkl --show-dir vis \
+        --fuse-conv-bn --cfg-options test_dataloader.batch_size=4
+    bash tools/dist_test.sh CONFIG CKPT 8 [flags]
+
+``--out``: detection and classification dump the predictions to a ``.pkl`` file; segmentation
+writes the predicted label maps into that directory (as MMSegmentation's test script does).
+``--show-dir``: painted predictions go there (under the run's timestamped folder, as upstream).
+``--fuse-conv-bn``: fold every BatchNorm into the convolution before it (after the checkpoint
+is loaded; ``model.fuse_conv_bn()`` if the model defines it, else ``mmcv.cnn.fuse_conv_bn``).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import warnings
+from copy import deepcopy
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+LIBRARIES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def library_of(cfg):
+    """The OpenMMLab library a config belongs to, from its ``default_scope``."""
+    scope = cfg.get('default_scope', None)
+    if scope not in LIBRARIES:
+        raise ValueError(f'{cfg.filename}: default_scope is {scope!r}; tools/test.py runs '
+                         f'configs of {LIBRARIES}')
+    return scope
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a detector, segmentor or classifier with UniNet '
+        'registered')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='dump predictions: a .pkl file (detection, '
+                        'classification) or a directory of label maps (segmentation)')
+    parser.add_argument('--show', action='store_true', help='show the predictions')
+    parser.add_argument('--show-dir', help='save painted predictions into this directory')
+    parser.add_argument('--wait-time', type=float, default=2, help='--show interval (s)')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='fold BatchNorm into the preceding convolutions (faster inference)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, xxx=yyy pairs merged into it')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+class FuseConvBNHook(Hook):
+    """Fuse Conv+BN of the model once the checkpoint is loaded (``before_test`` runs after
+    ``Runner.load_or_resume``)."""
+
+    priority = 'VERY_HIGH'
+
+    def before_test(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if hasattr(model, 'fuse_conv_bn') and callable(model.fuse_conv_bn):
+            model.fuse_conv_bn()
+        else:
+            from mmcv.cnn import fuse_conv_bn
+            fuse_conv_bn(model)
+
+
+def setup_visualization(cfg, args, library):
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show/--show-dir need default_hooks.visualization in the config')
+    vis = hooks['visualization']
+    if library == 'mmpretrain':
+        vis.update(enable=True)
+        if args.show_dir:
+            vis['out_dir'] = args.show_dir
+        if args.show:
+            vis.update(show=True, wait_time=args.wait_time)
+        return cfg
+    vis['draw'] = True
+    if args.show:
+        vis.update(show=True, wait_time=args.wait_time)
+    if args.show_dir:
+        if library == 'mmdet':
+            vis['test_out_dir'] = args.show_dir
+        else:
+            cfg.visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def setup_tta(cfg, library):
+    if library == 'mmdet' and 'tta_model' not in cfg:
+        warnings.warn('no tta_model in the config: using flip TTA with NMS')
+        cfg.tta_model = dict(type='DetTTAModel', tta_cfg=dict(
+            nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    if library == 'mmdet' and 'tta_pipeline' not in cfg:
+        data_cfg = cfg.test_dataloader.dataset
+        while 'dataset' in data_cfg:
+            data_cfg = data_cfg['dataset']
+        cfg.tta_pipeline = deepcopy(data_cfg.pipeline)
+        cfg.tta_pipeline[-1] = dict(type='TestTimeAug', transforms=[
+            [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+            [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
+                                                  'img_shape', 'scale_factor', 'flip',
+                                                  'flip_direction'))]])
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise RuntimeError('--tta needs tta_model and tta_pipeline in the config')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    library = library_of(cfg)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if library == 'mmdet':
+        from mmdet.utils import setup_cache_size_limit_of_dynamo
+        setup_cache_size_limit_of_dynamo()
+    if args.show or args.show_dir:
+        cfg = setup_visualization(cfg, args, library)
+    if args.tta:
+        cfg = setup_tta(cfg, library)
+    if args.out is not None and library == 'mmseg':
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    if library == 'mmpretrain':
+        for field in ('test_dataloader', ):
+            loader = ConfigDict(pin_memory=True, collate_fn=dict(type='default_collate'))
+            loader.update(cfg[field])
+            cfg[field] = loader
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.fuse_conv_bn:
+        runner.register_hook(FuseConvBNHook())
+    if args.out is not None and library != 'mmseg':
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl file for {library}, got {args.out!r}')
+        if library == 'mmdet':
+            from mmdet.evaluation import DumpDetResults
+            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        else:
+            from mmengine.evaluator import DumpResults
+            runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    metrics = runner.test()
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
