@@ -129,17 +129,18 @@ def test_upstream_mmdet_train_script(data, tmp_path):
     assert osp.isfile(tmp_path / 'up' / 'epoch_1.pth')
 
 
-def test_run_demo_smoke(tmp_path):
+def test_run_demo_smoke(tmp_path, monkeypatch):
     """The main job, shortened: data (written if missing), train, evaluate, draw, summary."""
+    monkeypatch.chdir(ROOT)  # run_demo chdirs to the repository; restored after the test
     results = tool('run_demo').main([
         '--work-dir', str(tmp_path / 'wd'), '--out-dir', str(tmp_path / 'out'),
         '--cfg-options', 'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=8',
         'test_dataloader.dataset.indices=4', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False'])
+        'test_dataloader.persistent_workers=False', 'model.test_cfg.rcnn.score_thr=0.0'])
     det = results['det']
     assert osp.isfile(det['picture']) and osp.isfile(tmp_path / 'out' / 'metrics.json')
-    assert 'coco/bbox_mAP_50' in det['metrics'] or det['metrics'] == {}
+    assert 0 <= det['metrics']['coco/bbox_mAP_50'] <= 1
     assert det['train_s'] > 0
 
 
@@ -173,16 +174,3 @@ def test_shell_scripts(script):
     text = open(path).read()
     if script.startswith('dist'):
         assert 'torch.distributed.run' in text and 'NNODES' in text and 'MASTER_ADDR' in text
-
-
-@pytest.mark.slow
-def test_dist_train_two_processes(data, tmp_path):
-    """torchrun with two CPU processes (gloo) through tools/dist_train.sh."""
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
-               PORT=str(29500 + os.getpid() % 1000))
-    opts = det_options(data) + ['env_cfg.dist_cfg.backend=gloo', 'train_dataloader.batch_size=1']
-    proc = subprocess.run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), DET_CONFIG, '2',
-                           '--work-dir', str(tmp_path / 'dist'), '--cfg-options', *opts],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert osp.isfile(tmp_path / 'dist' / 'epoch_1.pth')

@@ -303,7 +303,8 @@ def format_table(results, args):
              + (', bf16/fp16 autocast' if args.amp else '')
              + (', channels_last' if args.channels_last else '')
              + (', torch.compile' if args.compile else '')
-             + f'; memory = {mem_what} ({"CPU RSS incl. allocator caching" if args.device == "cpu" else "tensors"})',
+             + f'; memory = {mem_what} ('
+             + ('CPU RSS incl. allocator caching' if args.device == 'cpu' else 'tensors') + ')',
              head, '-' * len(head)]
     for r in results:
         cells = [f'{r["model"]:<13}{r.get("params", 0) / 1e6:>7.1f}M']

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
+from mmengine.structures import PixelData  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -77,7 +78,9 @@ def _scale_sample(sample, scale, library):
     else:
         seg = sample.pred_sem_seg.data.float()[None]
         size = (round(seg.shape[-2] * scale), round(seg.shape[-1] * scale))
-        sample.pred_sem_seg.data = F.interpolate(seg, size=size, mode='nearest')[0].long()
+        # a new PixelData: PixelData refuses data whose size differs from its own
+        sample.pred_sem_seg = PixelData(
+            data=F.interpolate(seg, size=size, mode='nearest')[0].long())
     return sample
 
 

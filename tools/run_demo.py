@@ -111,7 +111,8 @@ def run_one(kind, config, images, args):
     timing['test_s'] = round(time.time() - t, 1)
 
     picture = osp.join(args.out_dir, f'{kind}_demo.png')
-    draw([p for p in images if osp.isfile(p)], config, ckpt, picture, device='cpu')
+    draw([p for p in images if osp.isfile(p)], config, ckpt, picture, device='cpu',
+         score_thr=0.5)
     return dict(config=config, checkpoint=ckpt, picture=picture,
                 metrics={k: float(v) for k, v in metrics.items()}, **timing)
 
