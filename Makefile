@@ -9,7 +9,7 @@ PY ?= .venv/bin/python
 PYTEST_ARGS ?=
 PYTEST = $(PY) -m pytest tests -q -p no:cacheprovider
 
-.PHONY: setup test test-all demo selfcheck
+.PHONY: setup test test-slow test-all demo selfcheck
 
 setup:
 	bash tools/setup_env.sh
@@ -24,6 +24,9 @@ endef
 
 test: setup
 	$(call run_pytest,-m "not slow")
+
+test-slow: setup
+	$(call run_pytest,-m slow)
 
 test-all: setup
 	$(call run_pytest,)
