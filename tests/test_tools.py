@@ -112,21 +112,29 @@ def test_seg_train_test_resume_and_draw(data, tmp_path):
     assert osp.getsize(out) > 0
 
 
-def test_upstream_mmdet_train_script(data, tmp_path):
-    """A drop-in backbone: MMDetection's own tools/train.py trains our config; only the
+@pytest.mark.parametrize('library', ['mmdet', 'mmseg'])
+def test_upstream_train_script(library, data, tmp_path):
+    """A drop-in backbone: the library's own tools/train.py trains our config; only the
     config's ``custom_imports`` brings UniNet in."""
-    import mmdet
-    script = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    import importlib
+    lib = importlib.import_module(library)
+    script = osp.join(osp.dirname(lib.__file__), '.mim', 'tools', 'train.py')
     assert osp.isfile(script)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    opts = [o for o in det_options(data) if 'val_interval' not in o] + [
-        'train_cfg.val_interval=10']
+    if library == 'mmdet':
+        config, ckpt = DET_CONFIG, 'epoch_1.pth'
+        opts = [o for o in det_options(data) if 'val_interval' not in o] + [
+            'train_cfg.val_interval=10']
+    else:
+        config, ckpt = SEG_CONFIG, 'iter_1.pth'
+        opts = [o for o in seg_options(data, iters=1) if 'val_interval' not in o] + [
+            'train_cfg.val_interval=10']
     proc = subprocess.run(
-        [sys.executable, script, DET_CONFIG, '--work-dir', str(tmp_path / 'up'),
+        [sys.executable, script, config, '--work-dir', str(tmp_path / 'up'),
          '--cfg-options', *opts], cwd=str(tmp_path), env=env, capture_output=True,
         text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert osp.isfile(tmp_path / 'up' / 'epoch_1.pth')
+    assert osp.isfile(tmp_path / 'up' / ckpt)
 
 
 def test_run_demo_smoke(tmp_path, monkeypatch):
