@@ -27,18 +27,12 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-
-
-LIBRARIES = ('mmdet', 'mmseg', 'mmpretrain')
+from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
 
 
 def library_of(cfg):
-    """The OpenMMLab library a config belongs to, from its ``default_scope``."""
-    scope = cfg.get('default_scope', None)
-    if scope not in LIBRARIES:
-        raise ValueError(f'{cfg.filename}: default_scope is {scope!r}; tools/test.py runs '
-                         f'configs of {LIBRARIES}')
-    return scope
+    """The library of ``cfg`` (its ``default_scope``); a clear error otherwise."""
+    return _library_of(cfg, 'tools/test.py')
 
 
 def parse_args(argv=None):

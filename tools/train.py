@@ -26,8 +26,12 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
 
-LIBRARIES = ('mmdet', 'mmseg', 'mmpretrain')
+
+def library_of(cfg):
+    """The library of ``cfg`` (its ``default_scope``); a clear error otherwise."""
+    return _library_of(cfg, 'tools/train.py')
 
 
 def parse_args(argv=None):
@@ -58,16 +62,6 @@ def parse_args(argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def library_of(cfg):
-    """The OpenMMLab library a config belongs to, from its ``default_scope``."""
-    scope = cfg.get('default_scope', None)
-    if scope not in LIBRARIES:
-        raise ValueError(f'{cfg.filename}: default_scope is {scope!r}; tools/train.py runs '
-                         f'configs of {LIBRARIES} (inherit one of their bases, e.g. '
-                         f"_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')")
-    return scope
 
 
 def merge_args(cfg, args):

@@ -305,17 +305,16 @@ def preset_flops(arch, size=None, with_head=True, num_classes=1000, device='meta
 
 
 # -- models from config files -------------------------------------------------------------------
-_LIBRARIES = ('mmdet', 'mmseg', 'mmpretrain')
-
-
 def _library_of(cfg):
     """'mmdet' / 'mmseg' / 'mmpretrain': the config's ``default_scope``, else the library whose
     registry knows ``cfg.model.type``."""
     import importlib
+
+    from .config import LIBRARIES
     scope = cfg.get('default_scope')
-    if scope in _LIBRARIES:
+    if scope in LIBRARIES:
         return scope
-    for lib in _LIBRARIES:
+    for lib in LIBRARIES:
         try:
             reg = importlib.import_module(f'{lib}.registry').MODELS
         except ImportError:
@@ -323,7 +322,7 @@ def _library_of(cfg):
         if reg.get(cfg.model['type']) is not None:
             return lib
     raise KeyError(f'get_flops: no OpenMMLab library registers model type '
-                   f'{cfg.model["type"]!r} (tried {list(_LIBRARIES)})')
+                   f'{cfg.model["type"]!r} (tried {list(LIBRARIES)})')
 
 
 def build_model_from_config(cfg):
