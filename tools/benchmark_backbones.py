@@ -118,23 +118,29 @@ def _outputs_sum(out):
 
 def run_one(name, args):
     """Benchmark one model in this process; returns a dict of figures and notes."""
+    notes = []
+    if args.malloc == 'keep':
+        from uninet_mm.utils.malloc import keep_freed_memory
+        if not keep_freed_memory():
+            notes.append('--malloc keep: not glibc, default allocator')
     import torch
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
-    notes = []
     model = build(name).to(dev)
     params = sum(p.numel() for p in model.parameters())
     x = torch.randn(*args.shape, device=dev)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    fused = False
-    if args.fuse_conv_bn:
-        if hasattr(model, 'fuse_conv_bn'):
-            fused = True
-        else:
-            notes.append('--fuse-conv-bn: no fuse_conv_bn() on this model, skipped')
+    inference_form = None  # the method that turns the model into its inference form
+    for flag, method in (('deploy', 'switch_to_deploy'), ('fuse_conv_bn', 'fuse_conv_bn')):
+        if getattr(args, flag) and inference_form is None:
+            if hasattr(model, method):
+                inference_form = method
+            else:
+                notes.append(f'--{flag.replace("_", "-")}: no {method}() on this model, '
+                             f'plain forward')
     amp_dtype = (torch.bfloat16 if dev.type == 'cpu' else torch.float16) if args.amp else None
 
     def autocast():
@@ -175,10 +181,10 @@ def run_one(name, args):
         train = mode == 'forward_backward'
         net = model
         net.train(train)
-        if not train and fused:
+        if not train and inference_form:
             import copy
             net = copy.deepcopy(model).eval()
-            net.fuse_conv_bn()
+            getattr(net, inference_form)()
         if args.compile:
             try:
                 net = torch.compile(net)
@@ -238,6 +244,13 @@ def parse_args(argv=None):
                    help='autocast: bfloat16 on CPU, float16 on CUDA')
     p.add_argument('--fuse-conv-bn', action='store_true',
                    help='forward with conv+BN fused (models that have fuse_conv_bn())')
+    p.add_argument('--deploy', action='store_true',
+                   help='forward in the inference form (models that have switch_to_deploy(): '
+                        'fused BN/GELU/SE/layer scale, oneDNN kernels on CPU)')
+    p.add_argument('--malloc', choices=['glibc', 'keep'], default='glibc',
+                   help="CPU allocator behaviour in every worker: glibc's default, or 'keep' "
+                        'freed memory in the heap (no page faults per iteration; see '
+                        'uninet_mm/utils/malloc.py)')
     p.add_argument('--channels-last', action='store_true', help='channels_last memory format')
     p.add_argument('--compile', action='store_true', help='torch.compile the model')
     p.add_argument('--out', help='write the results as JSON here')
@@ -261,9 +274,9 @@ def _worker_argv(args, name):
     argv = [sys.executable, osp.abspath(__file__), '--worker', name, '--models', name,
             '--shape', *map(str, args.shape), '--threads', str(args.threads),
             '--iters', str(args.iters), '--warmup', str(args.warmup), '--device', args.device,
-            '--rounds', '1',
+            '--rounds', '1', '--malloc', args.malloc,
             '--modes', *args.modes]
-    for flag in ('amp', 'fuse_conv_bn', 'channels_last', 'compile'):
+    for flag in ('amp', 'fuse_conv_bn', 'deploy', 'channels_last', 'compile'):
         if getattr(args, flag):
             argv.append('--' + flag.replace('_', '-'))
     return argv
@@ -301,7 +314,10 @@ def format_table(results, args):
              f'{args.warmup} warm-up + {args.iters} timed iterations (best one), '
              f'best of {args.rounds} interleaved round(s)'
              + (', bf16/fp16 autocast' if args.amp else '')
+             + (', switch_to_deploy()' if args.deploy else '')
+             + (', fuse_conv_bn()' if args.fuse_conv_bn else '')
              + (', channels_last' if args.channels_last else '')
+             + (', malloc keeps freed memory' if args.malloc == 'keep' else '')
              + (', torch.compile' if args.compile else '')
              + f'; memory = {mem_what} ('
              + ('CPU RSS incl. allocator caching' if args.device == 'cpu' else 'tensors') + ')',
@@ -360,7 +376,8 @@ def main(argv=None):
         meta = dict(shape=args.shape, device=args.device, threads=args.threads,
                     iters=args.iters, warmup=args.warmup, rounds=args.rounds, amp=args.amp,
                     channels_last=args.channels_last, compile=args.compile,
-                    fuse_conv_bn=args.fuse_conv_bn, torch=torch.__version__,
+                    fuse_conv_bn=args.fuse_conv_bn, deploy=args.deploy, malloc=args.malloc,
+                    torch=torch.__version__,
                     python=platform.python_version(), machine=platform.machine(),
                     cpu_count=os.cpu_count(), load_average_1_5_15min=os.getloadavg(),
                     memory=('CPU: peak resident set size (max of VmHWM, reset before each '

@@ -37,10 +37,25 @@ class SqueezeExcite(nn.Module):
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(squeezed, channels, 1)
 
-    def forward(self, x):
+    def gate(self, x):
+        """The per-sample, per-channel gate (B, C, 1, 1)."""
         s = x.mean((2, 3), keepdim=True)
-        s = self.fc2(self.act(self.fc1(s)))
-        return x * F.hardsigmoid(s)
+        return F.hardsigmoid(self.fc2(self.act(self.fc1(s))))
+
+    def forward(self, x):
+        return x * self.gate(x)
+
+
+class Deployable:
+    """Mixin of the blocks that have an inference form: ``switch_to_deploy()`` sets
+    ``self.deploy`` (and, in subclasses, folds parameters); forward then takes the
+    :mod:`~uninet_mm.models.deploy_ops` kernels. Like mmpretrain's RepVGG ``switch_to_deploy``,
+    it is one-way: rebuild the model to train again."""
+
+    deploy = False
+
+    def switch_to_deploy(self):
+        self.deploy = True
 
 
 class DropPath(nn.Module):
@@ -95,6 +110,14 @@ def fold_bn_before_conv(bn, conv):
     bias = conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])
     conv.bias = nn.Parameter(bias + weight @ shift)
     conv.weight.copy_((weight * scale)[:, :, None, None])
+
+
+@torch.no_grad()
+def fold_scale_into_linear(layer, scale):
+    """``scale * layer(x) = layer'(x)`` for a per-output-channel ``scale`` (layer scale)."""
+    layer.weight.mul_(scale[:, None])
+    if layer.bias is not None:
+        layer.bias.mul_(scale)
 
 
 def fuse_conv_bn_pairs(parent, pairs):

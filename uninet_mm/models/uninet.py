@@ -19,6 +19,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import build_dsm, build_gop, register_model
+from . import deploy_ops
 from .dsms import DSM_TYPES
 from .gops import GOP_TYPES
 from .layers import fuse_conv_bn_pairs
@@ -143,6 +144,8 @@ class UniNet(BaseModule):
             Checkpoints in the released layout are converted on load.
     """
 
+    deploy = False  # set by switch_to_deploy()
+
     def __init__(self, arch='b1', in_channels=3, out_indices=(1, 2, 4, 5), frozen_stages=-1,
                  norm_eval=False, with_cp=False, drop_path_rate=0., init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -266,6 +269,22 @@ class UniNet(BaseModule):
                 m.fuse_conv_bn()
         return self
 
+    def switch_to_deploy(self):
+        """The inference form, in place (``tools/test.py --deploy``, the benchmark's
+        ``--deploy``): :meth:`fuse_conv_bn`, layer scales folded into the projections, GELU
+        fused into the convolution or linear layer before it, the SE gate folded into the
+        projection's weights, oneDNN kernels for convolutions, linear layers and attention on
+        CPU (see :mod:`uninet_mm.models.deploy_ops`), channels_last memory so that map <-> token
+        switches are views. Outputs equal the plain model's within fp32 rounding. One-way:
+        training a deployed backbone is refused."""
+        self.fuse_conv_bn()
+        for m in self.modules():
+            if m is not self and hasattr(m, 'switch_to_deploy'):
+                m.switch_to_deploy()
+        self.to(memory_format=torch.channels_last)
+        self.deploy = True
+        return self
+
     # -- training behaviour -------------------------------------------------------------------
     def _freeze_stages(self):
         if self.frozen_stages < 0:
@@ -277,6 +296,11 @@ class UniNet(BaseModule):
                 p.requires_grad = False
 
     def train(self, mode=True):
+        if mode and self.deploy:
+            raise RuntimeError(
+                'UniNet: this backbone was switched to its inference form (switch_to_deploy: '
+                'BatchNorm and layer scales folded) and cannot be trained; build the model '
+                'again from its config and load the checkpoint to train')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -286,7 +310,11 @@ class UniNet(BaseModule):
         return self
 
     def forward(self, x):
-        x = self.stem(x)
+        if self.deploy:
+            x = x.contiguous(memory_format=torch.channels_last)
+            x = deploy_ops.conv2d(x, self.stem.conv, gelu=True)
+        else:
+            x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
