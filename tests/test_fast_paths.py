@@ -1,12 +1,15 @@
 """Fast inference paths give the plain path's outputs (issue: performance): BatchNorm folded
-into convolutions, channels_last memory, torch.compile; on odd, non-square sizes."""
+into convolutions, channels_last memory, the deployed form (oneDNN kernels, folded layer scale
+and SE gate), torch.compile; on odd, non-square sizes."""
 import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from uninet_mm.models import UniNet
+from uninet_mm.models import UniNet, deploy_ops
+from uninet_mm.models.gops import ConvGOP, TokenGOP
 
 # every GOP and DSM, so every fuse_conv_bn() method is exercised
 MIXED_ARCH = dict(gops=['DWConv', 'Conv', 'SA', 'LSA', 'MLP', 'SA'],
@@ -66,3 +69,75 @@ def test_compile_fullgraph_matches_plain():
     compiled = torch.compile(copy.deepcopy(model).fuse_conv_bn(), fullgraph=True)
     with torch.no_grad():
         assert_same(model(x), compiled(x))
+
+
+@pytest.mark.parametrize('arch', ['b0', MIXED_ARCH])
+@pytest.mark.parametrize('size', [(67, 101), (33, 32)])
+def test_deploy_matches_plain(arch, size, monkeypatch):
+    # every attention on the oneDNN kernel, also the small ones of these small inputs
+    monkeypatch.setattr(deploy_ops, 'ONEDNN_ATTENTION_MIN', 0)
+    model = randomised(arch)
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        ref = model(x)
+        deployed = copy.deepcopy(model).switch_to_deploy()
+        out = deployed(x)
+    assert_same(ref, out)
+    assert all(o.is_contiguous(memory_format=torch.channels_last) for o in out)
+    assert not any(isinstance(m, _BatchNorm) for m in deployed.modules())
+    for m in deployed.modules():
+        if isinstance(m, TokenGOP):
+            assert m.gamma2 is None  # layer scale folded into the FFN's fc2
+    with torch.no_grad():
+        assert_same(ref, deployed.switch_to_deploy()(x))  # idempotent
+
+
+def test_deploy_outside_onednn_conditions_falls_back():
+    """With autograd on (or on another device) the deployed blocks use the standard ops: same
+    outputs, and gradients flow."""
+    model = randomised(MIXED_ARCH)
+    x = torch.randn(1, 3, 45, 61, requires_grad=True)
+    with torch.no_grad():
+        ref = model(x)
+    deployed = copy.deepcopy(model).switch_to_deploy()
+    out = deployed(x)
+    assert_same(ref, out)
+    sum(o.sum() for o in out).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.skipif(not deploy_ops.HAS_ONEDNN, reason='this torch has no oneDNN')
+@pytest.mark.parametrize('nq, nk', [(700, 700), (190, 760), (513, 1025)])
+def test_onednn_attention_matches_sdpa(nq, nk, monkeypatch):
+    monkeypatch.setattr(deploy_ops, 'ATTENTION_CHUNK', 128)  # several chunks, a partial last
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, nq, 32), torch.randn(2, 3, nk, 32), torch.randn(2, 3, nk, 32)
+    with torch.no_grad():
+        assert deploy_ops.onednn_applies(q)
+        out = deploy_ops.attention(q * 3, k, v)  # peaked softmax: a wrong scale would show
+        ref = F.scaled_dot_product_attention(q * 3, k, v)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_deploy_kernels_match_layers():
+    """The fused conv+GELU, linear+GELU and gated 1x1 kernels against the layers they fuse."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(16, 16, 3, 2, 1, groups=16)
+    dense = torch.nn.Conv2d(16, 24, 1)
+    lin = torch.nn.Linear(16, 40)
+    x = torch.randn(2, 16, 37, 23).contiguous(memory_format=torch.channels_last)
+    gate = torch.rand(2, 16, 1, 1)
+    t = torch.randn(2, 300, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(deploy_ops.conv2d(x, conv, gelu=True), F.gelu(conv(x)))
+        torch.testing.assert_close(deploy_ops.conv2d(x, dense), dense(x))
+        torch.testing.assert_close(deploy_ops.gated_conv1x1(x, gate, dense), dense(x * gate))
+        torch.testing.assert_close(deploy_ops.linear(t, lin, gelu=True), F.gelu(lin(t)))
+
+
+def test_deployed_backbone_refuses_training():
+    model = UniNet('b0').switch_to_deploy()
+    with pytest.raises(RuntimeError, match='inference form.*build the model again'):
+        model.train()
+    model.eval()  # evaluation mode stays allowed
+    assert isinstance(model.stages[1].blocks[0], ConvGOP) and model.stages[1].blocks[0].deploy

@@ -22,6 +22,8 @@ HAS_ONEDNN = bool(torch.backends.mkldnn.is_available() and _MKLDNN is not None
 
 #: queries per oneDNN attention chunk: the (chunk x N) score block stays in the L2/L3 cache
 ATTENTION_CHUNK = 512
+#: below this many query-key pairs (and above 64 sample-heads) SDPA is as fast: use it
+ONEDNN_ATTENTION_MIN = 256 * 256
 
 
 def onednn_applies(x):
@@ -68,7 +70,7 @@ def attention(q, k, v):
     :data:`ATTENTION_CHUNK` queries, two oneDNN matmuls and a softmax each; elsewhere
     ``F.scaled_dot_product_attention``."""
     B, H, Nq, d = q.shape
-    if not onednn_applies(q) or Nq * k.shape[-2] < 256 * 256 or B * H > 64:
+    if not onednn_applies(q) or Nq * k.shape[-2] < ONEDNN_ATTENTION_MIN or B * H > 64:
         return F.scaled_dot_product_attention(q, k, v)
     out = q.new_empty(B, H, Nq, v.shape[-1])
     q = q * d ** -0.5
