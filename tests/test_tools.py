@@ -103,6 +103,9 @@ def test_seg_train_test_resume_and_draw(data, tmp_path):
                                  '--cfg-options', *seg_options(data)])
     assert {'aAcc', 'mIoU', 'mAcc'} <= set(metrics) and 0 <= metrics['mIoU'] <= 100
     assert len(os.listdir(tmp_path / 'pred')) == 2
+    deployed = tool('test').main([SEG_CONFIG, osp.join(work, 'iter_2.pth'), '--work-dir', work,
+                                  '--deploy', '--cfg-options', *seg_options(data)])
+    assert abs(deployed['aAcc'] - metrics['aAcc']) < 0.1  # same predictions, up to fp ties
     runner = tool('train').main([SEG_CONFIG, '--work-dir', work, '--resume',
                                  osp.join(work, 'iter_2.pth'), '--cfg-options',
                                  *seg_options(data, iters=4)])
@@ -110,6 +113,30 @@ def test_seg_train_test_resume_and_draw(data, tmp_path):
     out = tool('image_demo').run(f'{data}/ade/images/validation/000000.jpg', SEG_CONFIG,
                                  osp.join(work, 'iter_4.pth'), str(tmp_path / 'seg.png'))
     assert osp.getsize(out) > 0
+
+
+def test_inference_form_hook_deploys_backbone_and_fuses_the_rest():
+    """tools/test.py --deploy: the UniNet backbone takes its inference form, the neck and
+    heads get mmcv's Conv+BN fusion, and the detector's features stay the same."""
+    from types import SimpleNamespace
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(DET_CONFIG)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model).eval()
+    x = torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        ref = model.extract_feat(x)
+        tool('test').InferenceFormHook(deploy=True).before_test(SimpleNamespace(model=model))
+        out = model.extract_feat(x)
+    assert model.backbone.deploy
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    for a, b in zip(ref, out):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('library', ['mmdet', 'mmseg'])

@@ -9,8 +9,11 @@ uninet_mm registered. The library is picked from the config's ``default_scope``:
 ``--out``: detection and classification dump the predictions to a ``.pkl`` file; segmentation
 writes the predicted label maps into that directory (as MMSegmentation's test script does).
 ``--show-dir``: painted predictions go there (under the run's timestamped folder, as upstream).
-``--fuse-conv-bn``: fold every BatchNorm into the convolution before it (after the checkpoint
-is loaded; ``model.fuse_conv_bn()`` if the model defines it, else ``mmcv.cnn.fuse_conv_bn``).
+``--fuse-conv-bn``: fold every BatchNorm into the convolution next to it once the checkpoint
+is loaded (the ``fuse_conv_bn()`` of modules that define one, e.g. the UniNet backbone, then
+``mmcv.cnn.fuse_conv_bn`` for the rest of the model).
+``--deploy``: as ``--fuse-conv-bn``, and modules with an inference form take it
+(``switch_to_deploy()``: the UniNet backbone's fused oneDNN kernels on CPU; same outputs).
 """
 import argparse
 import os
@@ -48,7 +51,10 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='save painted predictions into this directory')
     parser.add_argument('--wait-time', type=float, default=2, help='--show interval (s)')
     parser.add_argument('--fuse-conv-bn', action='store_true',
-                        help='fold BatchNorm into the preceding convolutions (faster inference)')
+                        help='fold BatchNorm into the adjacent convolutions (faster inference)')
+    parser.add_argument('--deploy', action='store_true',
+                        help='--fuse-conv-bn, and the inference form of modules that have one '
+                             '(UniNet: switch_to_deploy(), fused oneDNN kernels on CPU)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -62,19 +68,39 @@ def parse_args(argv=None):
     return args
 
 
-class FuseConvBNHook(Hook):
-    """Fuse Conv+BN of the model once the checkpoint is loaded (``before_test`` runs after
-    ``Runner.load_or_resume``)."""
+def outermost_with(model, method):
+    """The modules of ``model`` that define ``method`` and lie inside no other such module."""
+    found = []
+
+    def visit(module):
+        if callable(getattr(module, method, None)):
+            found.append(module)
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
+    return found
+
+
+class InferenceFormHook(Hook):
+    """Once the checkpoint is loaded (``before_test`` runs after ``Runner.load_or_resume``):
+    fold Conv+BN and, with ``deploy``, switch modules to their inference form."""
 
     priority = 'VERY_HIGH'
 
+    def __init__(self, deploy=False):
+        self.deploy = deploy
+
     def before_test(self, runner):
+        from mmcv.cnn import fuse_conv_bn
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if hasattr(model, 'fuse_conv_bn') and callable(model.fuse_conv_bn):
-            model.fuse_conv_bn()
-        else:
-            from mmcv.cnn import fuse_conv_bn
-            fuse_conv_bn(model)
+        for module in outermost_with(model, 'fuse_conv_bn'):
+            module.fuse_conv_bn()
+        if self.deploy:
+            for module in outermost_with(model, 'switch_to_deploy'):
+                module.switch_to_deploy()
+        fuse_conv_bn(model)  # the neck and heads
 
 
 def setup_visualization(cfg, args, library):
@@ -151,8 +177,8 @@ def main(argv=None):
             cfg[field] = loader
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    if args.fuse_conv_bn:
-        runner.register_hook(FuseConvBNHook())
+    if args.fuse_conv_bn or args.deploy:
+        runner.register_hook(InferenceFormHook(deploy=args.deploy))
     if args.out is not None and library != 'mmseg':
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file for {library}, got {args.out!r}')
