@@ -67,8 +67,10 @@ def test_compile_fullgraph_matches_plain():
     model = randomised(MIXED_ARCH)
     x = torch.randn(1, 3, 67, 101)
     compiled = torch.compile(copy.deepcopy(model).fuse_conv_bn(), fullgraph=True)
+    deployed = torch.compile(copy.deepcopy(model).switch_to_deploy(), fullgraph=True)
     with torch.no_grad():
         assert_same(model(x), compiled(x))
+        assert_same(model(x), deployed(x))
 
 
 @pytest.mark.parametrize('arch', ['b0', MIXED_ARCH])

@@ -186,6 +186,8 @@ def run_one(name, args):
             net = copy.deepcopy(model).eval()
             getattr(net, inference_form)()
         if args.compile:
+            import torch._inductor.config as inductor_config
+            inductor_config.freezing = not train  # constant-fold weights for inference
             try:
                 net = torch.compile(net)
             except Exception as e:  # noqa: BLE001
@@ -252,7 +254,8 @@ def parse_args(argv=None):
                         'freed memory in the heap (no page faults per iteration; see '
                         'uninet_mm/utils/malloc.py)')
     p.add_argument('--channels-last', action='store_true', help='channels_last memory format')
-    p.add_argument('--compile', action='store_true', help='torch.compile the model')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile the model (inductor; weights frozen for forward)')
     p.add_argument('--out', help='write the results as JSON here')
     p.add_argument('--in-process', action='store_true',
                    help='run all models in this process (CPU peak memory is then not '

@@ -10,7 +10,8 @@ the fastest kernel for the tensor it gets:
   AVX-512 AMD CPUs (measured 174 vs 365 GFLOP/s, 2 threads); the attention GEMMs are the
   largest part of UniNet at detection resolution, so attention is computed query-chunk by
   query-chunk with oneDNN matmuls and an exact softmax (no approximation).
-- Anywhere else (CUDA, autocast, gradients), the standard PyTorch ops: cuDNN, SDPA.
+- Anywhere else (CUDA, autocast, gradients, ``torch.compile``), the standard PyTorch ops:
+  cuDNN, SDPA, inductor's own fusions.
 """
 import torch
 import torch.nn.functional as F
@@ -27,9 +28,11 @@ ONEDNN_ATTENTION_MIN = 256 * 256
 
 
 def onednn_applies(x):
-    """True when ``x`` can take the oneDNN kernels: fp32 on CPU, no gradient, no autocast."""
+    """True when ``x`` can take the oneDNN kernels: fp32 on CPU, no gradient, no autocast, and
+    not under ``torch.compile`` (inductor then fuses the standard ops itself)."""
     return (HAS_ONEDNN and x.device.type == 'cpu' and x.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu'))
+            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')
+            and not torch.compiler.is_compiling())
 
 
 def conv2d(x, conv, gelu=False, weight=None):
