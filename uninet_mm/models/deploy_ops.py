@@ -27,12 +27,16 @@ ATTENTION_CHUNK = 512
 ONEDNN_ATTENTION_MIN = 256 * 256
 
 
+def _cpu_fp32_inference(x):
+    return (HAS_ONEDNN and x.device.type == 'cpu' and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu'))
+
+
 def onednn_applies(x):
     """True when ``x`` can take the oneDNN kernels: fp32 on CPU, no gradient, no autocast, and
-    not under ``torch.compile`` (inductor then fuses the standard ops itself)."""
-    return (HAS_ONEDNN and x.device.type == 'cpu' and x.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')
-            and not torch.compiler.is_compiling())
+    not under ``torch.compile`` (inductor then fuses convolutions and linear layers itself;
+    the attention stays on oneDNN as an opaque custom op)."""
+    return _cpu_fp32_inference(x) and not torch.compiler.is_compiling()
 
 
 def conv2d(x, conv, gelu=False, weight=None):
@@ -67,14 +71,21 @@ def gated_conv1x1(x, gate, conv):
 
 
 def attention(q, k, v):
-    """``softmax(q k^T / sqrt(d)) v`` for (B, heads, N, d) tensors, no mask (Eq. 2).
-
-    On CPU (see :func:`onednn_applies`) with large token counts: per sample and head, chunks of
-    :data:`ATTENTION_CHUNK` queries, two oneDNN matmuls and a softmax each; elsewhere
-    ``F.scaled_dot_product_attention``."""
-    B, H, Nq, d = q.shape
-    if not onednn_applies(q) or Nq * k.shape[-2] < ONEDNN_ATTENTION_MIN or B * H > 64:
+    """``softmax(q k^T / sqrt(d)) v`` for (B, heads, N, d) tensors, no mask (Eq. 2): the
+    oneDNN kernel :func:`onednn_attention` for fp32 CPU inference with large token counts (also
+    inside ``torch.compile``), ``F.scaled_dot_product_attention`` elsewhere."""
+    B, H, Nq, _ = q.shape
+    if (not _cpu_fp32_inference(q) or Nq * k.shape[-2] < ONEDNN_ATTENTION_MIN
+            or B * H > 64):
         return F.scaled_dot_product_attention(q, k, v)
+    return onednn_attention(q, k, v)
+
+
+@torch.library.custom_op('uninet_mm::onednn_attention', mutates_args=())
+def onednn_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Per sample and head, chunks of :data:`ATTENTION_CHUNK` queries: two oneDNN matmuls and
+    an exact softmax each. A custom op, so that ``torch.compile`` keeps it as one kernel."""
+    B, H, Nq, d = q.shape
     out = q.new_empty(B, H, Nq, v.shape[-1])
     q = q * d ** -0.5
     for b in range(B):
@@ -87,3 +98,8 @@ def attention(q, k, v):
                 out[b, h, s:s + ATTENTION_CHUNK] = _MKLDNN._linear_pointwise(
                     scores.softmax(-1), vt, None, 'none', [], '')
     return out
+
+
+@onednn_attention.register_fake
+def _(q, k, v):
+    return q.new_empty(*q.shape[:-1], v.shape[-1])
