@@ -438,9 +438,9 @@ def test_benchmark_tool_runs(tmp_path, capsys):
     out = tmp_path / 'bench.json'
     bench.main(['--models', 'uninet_b0,swin_t', 'released_b1', '--shape', '64', '72',
                 '--iters', '1', '--warmup', '0', '--threads', '1', '--in-process',
-                '--fuse-conv-bn', '--out', str(out)])
+                '--deploy', '--out', str(out)])
     table = capsys.readouterr().out
-    assert 'x Swin-T' in table and '1.00x' in table
+    assert 'x Swin-T' in table and '1.00x' in table and 'switch_to_deploy()' in table
     data = json.loads(out.read_text())
     assert [r['model'] for r in data['results']] == ['uninet_b0', 'swin_t', 'released_b1']
     for r in data['results']:

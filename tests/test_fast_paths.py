@@ -144,3 +144,4 @@ def test_deployed_backbone_refuses_training():
         model.train()
     model.eval()  # evaluation mode stays allowed
     assert isinstance(model.stages[1].blocks[0], ConvGOP) and model.stages[1].blocks[0].deploy
+

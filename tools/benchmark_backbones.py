@@ -2,8 +2,13 @@
 PVT-Tiny, and the released-layout reference (naive attention) -- figures only, no pass/fail.
 
     python tools/benchmark_backbones.py                       # 1x3x800x1216, 2 threads, CPU
-    python tools/benchmark_backbones.py --iters 2 --out docs/benchmark_cpu.json
+    python tools/benchmark_backbones.py --deploy --rounds 2 --out docs/bench/cpu_deploy.json
     python tools/benchmark_backbones.py --models uninet_b1 swin_t --shape 1 3 512 512 --amp
+    python tools/benchmark_backbones.py --device cuda --amp --deploy --channels-last
+
+``--deploy`` runs UniNet's forward in its inference form (``switch_to_deploy()``), the
+``--fuse-conv-bn`` forward folds BN only; models without the method run plain. Steps and
+figures: docs/performance.md.
 
 For every model, on the same input: forward (eval, no_grad) and forward+backward (train mode,
 ``sum of all outputs`` backward), ``--warmup`` untimed then ``--iters`` timed iterations;
