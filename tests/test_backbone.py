@@ -405,15 +405,19 @@ def test_bf16_autocast_cpu_b0():
 
 
 # ------------------------------------------------------------------------------ ONNX export
-def test_onnx_export_b0_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize('form', ['plain', 'deployed'])
+def test_onnx_export_b0_matches_onnxruntime(tmp_path, form):
     ort = pytest.importorskip('onnxruntime')
     pytest.importorskip('onnx')
     g = torch.Generator().manual_seed(0)
     model = randomize_(UniNet('b0'), g, torch.randn(2, 3, 96, 96, generator=g))
+    if form == 'deployed':  # folded BN / layer scale / SE gate export as standard ops
+        model.switch_to_deploy()
     x = torch.randn(1, 3, 160, 160, generator=g)
     path = tmp_path / 'uninet_b0.onnx'
-    torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
-                      input_names=['image'], output_names=[f'out{i}' for i in range(4)])
+    with torch.no_grad():  # as deployment scripts export; the oneDNN kernels must stand aside
+        torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
+                          input_names=['image'], output_names=[f'out{i}' for i in range(4)])
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     got = sess.run(None, {'image': x.numpy()})
     with torch.no_grad():

@@ -10,8 +10,8 @@ the fastest kernel for the tensor it gets:
   AVX-512 AMD CPUs (measured 174 vs 365 GFLOP/s, 2 threads); the attention GEMMs are the
   largest part of UniNet at detection resolution, so attention is computed query-chunk by
   query-chunk with oneDNN matmuls and an exact softmax (no approximation).
-- Anywhere else (CUDA, autocast, gradients, ``torch.compile``), the standard PyTorch ops:
-  cuDNN, SDPA, inductor's own fusions.
+- Anywhere else (CUDA, autocast, gradients, ``torch.compile``, ONNX export / tracing), the
+  standard PyTorch ops: cuDNN, SDPA, inductor's own fusions, exportable graphs.
 """
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,10 @@ ONEDNN_ATTENTION_MIN = 256 * 256
 
 
 def _cpu_fp32_inference(x):
+    """fp32 CPU inference, not traced (ONNX export and TorchScript record the standard ops)."""
     return (HAS_ONEDNN and x.device.type == 'cpu' and x.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu'))
+            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')
+            and not torch.jit.is_tracing())
 
 
 def onednn_applies(x):
