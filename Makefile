@@ -1,6 +1,7 @@
 # uninet_mm -- from a fresh clone:
 #   make demo    set up .venv (cold ~25 min: mmcv 2.1.0 builds from source; warm < 1 min) and run the demo
 #   make test    set up .venv and run the fast tests (slow-marked ones: make test-all)
+#   make bench   the backbone benchmark of docs/performance.md (800x1216, 2 threads, ~15 min)
 # PYTEST_ARGS adds pytest options, e.g.  make test PYTEST_ARGS='-k safe -x'
 
 SHELL := /bin/bash
@@ -9,7 +10,7 @@ PY ?= .venv/bin/python
 PYTEST_ARGS ?=
 PYTEST = $(PY) -m pytest tests -q -p no:cacheprovider
 
-.PHONY: setup test test-slow test-all demo selfcheck
+.PHONY: setup test test-slow test-all demo selfcheck bench
 
 setup:
 	bash tools/setup_env.sh
@@ -41,3 +42,7 @@ demo: setup
 
 selfcheck:
 	$(PY) -m uninet_mm.selfcheck
+
+bench: setup
+	$(PY) tools/benchmark_backbones.py --models uninet_b1 uninet_b3 swin_t pvt_tiny resnet50 \
+	    released_b1 released_b3 --iters 3 --rounds 2 --deploy --out docs/bench/cpu_deploy.json
