@@ -274,9 +274,10 @@ class UniNet(BaseModule):
         ``--deploy``): :meth:`fuse_conv_bn`, layer scales folded into the projections, GELU
         fused into the convolution or linear layer before it, the SE gate folded into the
         projection's weights, oneDNN kernels for convolutions, linear layers and attention on
-        CPU (see :mod:`uninet_mm.models.deploy_ops`), channels_last memory so that map <-> token
-        switches are views. Outputs equal the plain model's within fp32 rounding. One-way:
-        training a deployed backbone is refused."""
+        CPU (see :mod:`uninet_mm.models.deploy_ops`), channels_last memory inside so that
+        map <-> token switches are views (the outputs come back in the input's layout). Outputs
+        equal the plain model's within fp32 rounding. One-way: training a deployed backbone is
+        refused; load the checkpoint before switching."""
         self.fuse_conv_bn()
         for m in self.modules():
             if m is not self and hasattr(m, 'switch_to_deploy'):
@@ -310,6 +311,9 @@ class UniNet(BaseModule):
         return self
 
     def forward(self, x):
+        # deployed: channels_last inside; the outputs keep the input's layout, because not
+        # every consumer honours strides (mmcv's CPU RoIAlign reads NCHW-contiguous memory)
+        restore_layout = self.deploy and x.is_contiguous()
         if self.deploy:
             x = x.contiguous(memory_format=torch.channels_last)
             x = deploy_ops.conv2d(x, self.stem.conv, gelu=True)
@@ -319,5 +323,5 @@ class UniNet(BaseModule):
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i in self.out_indices:
-                outs.append(x)
+                outs.append(x.contiguous() if restore_layout else x)
         return tuple(outs)
