@@ -154,3 +154,26 @@ def test_deployed_backbone_refuses_training():
     model.eval()  # evaluation mode stays allowed
     assert isinstance(model.stages[1].blocks[0], ConvGOP) and model.stages[1].blocks[0].deploy
 
+
+
+@pytest.mark.skipif(not deploy_ops.HAS_ONEDNN_BF16, reason='no oneDNN bf16 on this CPU')
+@pytest.mark.parametrize('arch', ['b0', MIXED_ARCH])
+def test_deploy_under_bf16_autocast_is_as_accurate_as_stock_bf16(arch, monkeypatch):
+    """Under CPU bf16 autocast the deployed kernels compute in bf16; their error against fp32
+    stays at the level of PyTorch's own bf16 autocast."""
+    monkeypatch.setattr(deploy_ops, 'ONEDNN_ATTENTION_MIN', 0)
+    model = randomised(arch)
+    deployed = copy.deepcopy(model).switch_to_deploy()
+    x = torch.randn(2, 3, 67, 101)
+
+    def rel_err(outs, ref):
+        return max(((o.float() - r).abs().max() / r.abs().max()).item()
+                   for o, r in zip(outs, ref))
+
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            assert deploy_ops.kernel_dtype(x) == torch.bfloat16
+            stock, fast = model(x), deployed(x)
+    assert any(o.dtype == torch.bfloat16 for o in fast)  # really computed in bf16
+    assert rel_err(fast, ref) <= 2 * rel_err(stock, ref) + 1e-3
