@@ -93,8 +93,9 @@ def gated_conv1x1(x, gate, conv):
 
 def attention(q, k, v):
     """``softmax(q k^T / sqrt(d)) v`` for (B, heads, N, d) tensors, no mask (Eq. 2): the
-    oneDNN kernel :func:`onednn_attention` for fp32 CPU inference with large token counts (also
-    inside ``torch.compile``), ``F.scaled_dot_product_attention`` elsewhere."""
+    oneDNN kernel :func:`onednn_attention` for CPU inference (in :func:`kernel_dtype`, also
+    inside ``torch.compile``) with large token counts, ``F.scaled_dot_product_attention``
+    elsewhere."""
     B, H, Nq, _ = q.shape
     dtype = kernel_dtype(q)
     if dtype is None or Nq * k.shape[-2] < ONEDNN_ATTENTION_MIN or B * H > 64:

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import DSMS
-from . import deploy_ops
 from .layers import (Deployable, fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens,
                      tokens_to_map)
 
@@ -102,16 +101,11 @@ class AttentionDSM(DSMBase):
         B = x.shape[0]
         q, q_shape = self.make_queries(x)
         q = self.q_norm(q)
-        kv = self.kv_norm(map_to_tokens(x))
-        kv = deploy_ops.linear(kv, self.kv) if self.deploy else self.kv(kv)
+        kv = self.linear(self.kv_norm(map_to_tokens(x)), self.kv)
         kv = kv.reshape(B, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q = q.reshape(B, -1, self.num_heads, self.head_dim).transpose(1, 2)
-        if self.deploy:
-            out = deploy_ops.attention(q, kv[0], kv[1])
-        else:
-            out = F.scaled_dot_product_attention(q, kv[0], kv[1])
-        out = out.transpose(1, 2).reshape(B, -1, self.out_channels)
-        out = deploy_ops.linear(out, self.proj) if self.deploy else self.proj(out)
+        out = self.attention(q, kv[0], kv[1])
+        out = self.linear(out.transpose(1, 2).reshape(B, -1, self.out_channels), self.proj)
         return tokens_to_map(out, q_shape) + self.shortcut(x)
 
 

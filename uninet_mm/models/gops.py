@@ -130,17 +130,10 @@ class GlobalAttention(Deployable, nn.Module):
     def attend(self, x, attn_mask=None):
         """x: (B, N, C) -> (B, N, C)."""
         B, N, C = x.shape
-        if self.deploy:
-            qkv = deploy_ops.linear(x, self.qkv)
-        else:
-            qkv = self.qkv(x)
+        qkv = self.linear(x, self.qkv)
         qkv = qkv.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if self.deploy and attn_mask is None:
-            out = deploy_ops.attention(qkv[0], qkv[1], qkv[2])
-        else:
-            out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
-        out = out.transpose(1, 2).reshape(B, N, C)
-        return deploy_ops.linear(out, self.proj) if self.deploy else self.proj(out)
+        out = self.attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+        return self.linear(out.transpose(1, 2).reshape(B, N, C), self.proj)
 
     def forward(self, x, hw_shape):
         return self.attend(x)
