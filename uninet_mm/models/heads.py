@@ -6,6 +6,7 @@ as an MMPretrain ``ClsHead`` so ``ImageClassifier`` computes losses, accuracy an
 from collections import OrderedDict
 
 import torch.nn as nn
+from mmengine.registry import DefaultScope
 from mmpretrain.models.heads import ClsHead
 
 from ..registry import register_model
@@ -26,7 +27,11 @@ class UniNetClsHead(ClsHead):
     def __init__(self, num_classes, in_channels, mid_channels=1280, dropout=0.,
                  init_cfg=dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
                  **kwargs):
-        super().__init__(init_cfg=init_cfg, **kwargs)
+        # ClsHead builds its loss with ``MODELS.build``, which looks in the registry of the
+        # *current* default scope (left behind by any Runner: 'mmengine', 'mmdet', ...); the
+        # loss of a classification head is always MMPretrain's
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            super().__init__(init_cfg=init_cfg, **kwargs)
         if num_classes <= 0:
             raise ValueError(f'UniNetClsHead: num_classes={num_classes} must be positive')
         self.num_classes, self.in_channels = num_classes, in_channels
