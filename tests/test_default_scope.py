@@ -28,7 +28,8 @@ def test_head_and_classifier_build_under_any_default_scope(scope):
         head = UniNetClsHead(10, 16)
         assert type(head.loss_module) is CrossEntropyLoss
         model = MODELS.build(dict(
-            type='mmpretrain.ImageClassifier',
+            type='mmpretrain.ImageClassifier',  # upstream's parts named with their scope
+            data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor'),
             backbone=dict(type='UniNet', arch=ARCH, out_indices=(1,)),
             head=dict(type='UniNetClsHead', num_classes=10, in_channels=16,
                       loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1))))
