@@ -487,3 +487,354 @@ def test_ray_executor_gives_the_serial_results(tmp_path):
     import ray
     ray.shutdown()
 
+
+
+# -- the benchmark harness (uninet_mm/search/benchmark.py, tools/search_benchmark.py) -----------
+def _small_table(tmp_path, absent=(), twins=()):
+    """3 tokens of 4 choices: value = a smooth function, test = value reversed on half of the
+    entries (so a pick scored by value and one scored by test differ); ``absent`` sequences
+    are missing (failed candidates), ``twins`` pairs name the same architecture."""
+    from uninet_mm.search.tabular import load_table
+    path = osp.join(tmp_path, 'table.jsonl')
+    rng = random.Random(0)
+    twin_of = {tuple(b): list(a) for a, b in twins}
+    with open(path, 'w') as f:
+        f.write(json.dumps(dict(choices=[4, 4, 4])) + '\n')
+        for t in [[a, b, c] for a in range(4) for b in range(4) for c in range(4)]:
+            if tuple(t) in {tuple(x) for x in absent}:
+                continue
+            value = 0.5 + 0.1 * t[0] + 0.03 * t[1] + 0.01 * t[2] + 0.001 * rng.random()
+            test = value if t[2] % 2 else 1.5 - value
+            line = dict(tokens=t, value=value, test=test)
+            if tuple(t) in twin_of:
+                line['arch'] = twin_of[tuple(t)]
+            f.write(json.dumps(line) + '\n')
+    return path, load_table(path)
+
+
+def _naive_random_picks(table, seed, budget, batch):
+    """Independent reference: replay random search's proposals and pick by hand."""
+    import zlib
+    rs = RandomSearch(table.num_choices, seed=zlib.crc32(f'random:{seed}'.encode()) % 2 ** 31)
+    proposals = []
+    while len(proposals) < budget:
+        proposals += rs.propose(min(batch, budget - len(proposals)))
+    picks, best, score = [], None, min(
+        (e.test if e.test is not None else e.value) for e in table.entries.values())
+    for t in proposals:
+        e = table.get(t)
+        if e is not None and (best is None or e.value > best):
+            best, score = e.value, e.test
+        picks.append(score)
+    return picks
+
+
+def test_benchmark_picks_by_observed_reward_and_scores_by_test(tmp_path):
+    from uninet_mm.search.benchmark import run_benchmark
+    _, table = _small_table(tmp_path, absent=[[3, 3, 3], [3, 3, 2]])
+    out = run_benchmark(table, [dict(type='random')], seeds=3, budgets=(5, 12, 30), workers=1,
+                        batch_size=4)
+    for seed in range(3):
+        ref = _naive_random_picks(table, seed, 30, 4)
+        assert out['curves']['random'][seed] == pytest.approx(ref)
+        for b in (5, 12, 30):
+            assert out['budgets'][str(b)]['random']['values'][seed] == pytest.approx(ref[b - 1])
+    vals = out['budgets']['30']['random']['values']
+    m = sum(vals) / 3
+    se = math.sqrt(sum((v - m) ** 2 for v in vals) / 2 / 3)
+    assert out['budgets']['30']['random']['mean'] == pytest.approx(m)
+    assert out['budgets']['30']['random']['sem'] == pytest.approx(se)
+    assert out['num_architectures'] == 62
+
+
+def test_benchmark_failed_and_twin_candidates_through_the_real_loop(tmp_path):
+    from uninet_mm.search.tabular import TabularEvaluator, TabularSpace
+    _, table = _small_table(tmp_path, absent=[[0, 0, 0]], twins=[([1, 1, 1], [2, 1, 1])])
+    space = TabularSpace(table)
+    assert space.num_architectures == 62  # 63 sequences, two of them one architecture
+
+    class Counting(TabularEvaluator):
+        calls = []
+
+        def __call__(self, arch, tokens=None, seed=0):
+            self.calls.append(list(tokens))
+            return super().__call__(arch, tokens, seed)
+
+    class Fixed(RandomSearch):
+        def propose(self, n):
+            return [[0, 0, 0], [1, 1, 1], [2, 1, 1], [0, 0, 0]][:n]
+
+    from uninet_mm.search import strategies as st
+    st.STRATEGIES.register_module(name='fixed', module=Fixed)
+    try:
+        ev = Counting(table)
+        recs = SearchRun(space, dict(type='fixed'), ev, str(tmp_path / 'w'), 4, target_flops=1.,
+                         batch_size=4, durable=False).run()
+    finally:
+        st.STRATEGIES._module_dict.pop('fixed')
+    assert [r['status'] for r in recs] == ['failed', 'ok', 'ok', 'failed']
+    assert 'not in the table' in recs[0]['error']
+    assert recs[2].get('cached_from') == recs[1]['id']      # the twin is not evaluated again
+    assert recs[3].get('cached_from') == recs[0]['id']      # nor is a known failure
+    assert ev.calls == [[0, 0, 0], [1, 1, 1]]
+
+
+def _exact_wilcoxon_greater(d):
+    """Independent reference: the exact null distribution of W+ by enumerating all 2^n
+    sign assignments of the ranks of |d| (no ties, no zeros)."""
+    import itertools
+    ranks = {v: i + 1 for i, v in enumerate(sorted(abs(x) for x in d))}
+    w = sum(ranks[abs(x)] for x in d if x > 0)
+    r = [ranks[abs(x)] for x in d]
+    hits = sum(sum(ri for ri, s in zip(r, signs) if s) >= w
+               for signs in itertools.product((0, 1), repeat=len(d)))
+    return hits / 2 ** len(d)
+
+
+def test_wilcoxon_direction_and_a12_against_hand_computed_cases():
+    from uninet_mm.search.stats import a12, mean_sem, wilcoxon_greater
+    # a beats b in all 5 pairs: W+ = 15 is the largest of 2^5 equally likely values
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [0.9, 1.7, 2.6, 3.5, 4.4]
+    assert wilcoxon_greater(a, b) == pytest.approx(1 / 32)
+    assert wilcoxon_greater(b, a) == pytest.approx(1.0)
+    rng = random.Random(3)
+    for _ in range(5):
+        x = [rng.random() for _ in range(9)]
+        y = [v + rng.gauss(0.1, 0.3) for v in x]
+        d = [p - q for p, q in zip(x, y)]
+        assert wilcoxon_greater(x, y) == pytest.approx(_exact_wilcoxon_greater(d))
+        assert wilcoxon_greater(y, x) == pytest.approx(
+            _exact_wilcoxon_greater([-v for v in d]))
+    assert wilcoxon_greater([1., 2.], [1., 2.]) == 1.0   # all tied: no evidence
+    # A12: (1>0) + (1>1.5: no) + (2>0) + (2>1.5) = 3 of 4; a tie counts half
+    assert a12([1., 2.], [0., 1.5]) == pytest.approx(0.75)
+    assert a12([1.], [1.]) == pytest.approx(0.5)
+    assert mean_sem([1., 2., 3.]) == pytest.approx((2., 1 / math.sqrt(3)))
+
+
+def test_benchmark_summary_shape_and_p_value_direction():
+    from uninet_mm.search.benchmark import summarise
+    good = [0.5 + 0.01 * s for s in range(8)]
+    bad = [v - 0.005 * (1 + s % 3) for s, v in enumerate(good)]
+    curves = {'a': {s: dict(curve=[good[s]] * 3, distinct=[1, 2, 3]) for s in range(8)},
+              'b': {s: dict(curve=[bad[s]] * 3, distinct=[1, 2, 2]) for s in range(8)}}
+    out = summarise(curves, [2, 3], ['a', 'b'], 8)
+    assert set(out['budgets']) == {'2', '3'} and set(out['p_values']['3']) == {'a>b', 'b>a'}
+    assert out['budgets']['3']['a']['values'] == good
+    assert out['p_values']['3']['a>b'] == pytest.approx(1 / 2 ** 8)   # a wins every pair
+    assert out['p_values']['3']['b>a'] == pytest.approx(1.0)
+    assert out['a12']['3']['a>b'] > 0.5 > out['a12']['3']['b>a']
+    assert out['budgets']['3']['b']['distinct_mean'] == 2
+
+
+def test_search_benchmark_tool_writes_summary_and_plot(tmp_path):
+    path, _ = _small_table(tmp_path)
+    out = osp.join(tmp_path, 'bench')
+    r = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'search_benchmark.py'),
+                        '--table', path, '--strategies', 'ppo,random,evolution', '--seeds',
+                        '4', '--budgets', '10,20', '--noise', '0.01', '--workers', '2',
+                        '--out', out], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=REPO))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    with open(osp.join(out, 'summary.json')) as f:
+        s = json.load(f)
+    for b in ('10', '20'):
+        for n in ('ppo', 'random', 'evolution'):
+            assert len(s['budgets'][b][n]['values']) == 4
+            assert {'mean', 'sem', 'values'} <= set(s['budgets'][b][n])
+        assert set(s['p_values'][b]) == {f'{x}>{y}' for x in ('ppo', 'random', 'evolution')
+                                         for y in ('ppo', 'random', 'evolution') if x != y}
+    assert osp.getsize(osp.join(out, 'anytime.png')) > 1000
+    assert 'ppo mean +- sem' in open(osp.join(out, 'summary.md')).read()
+
+
+def test_table_format_errors_name_the_line(tmp_path):
+    from uninet_mm.search.tabular import load_table
+    p = osp.join(tmp_path, 't.jsonl')
+    for text, match in [('{"tokens": [0, 1]}\n', r':1: each line needs "tokens"'),
+                        ('{"tokens": [0], "value": 1}\n{"choices": [2]}\n', 'first line'),
+                        ('{"choices": [2]}\n{"tokens": [2], "value": 1}\n', 'out of range'),
+                        ('{"tokens": [0], "value": 1}\nnot json\n', r':2: not valid JSON')]:
+        with open(p, 'w') as f:
+            f.write(text)
+        with pytest.raises(ValueError, match=match):
+            load_table(p)
+
+
+# -- NAS-Bench-Graph --------------------------------------------------------------------------
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ('touch PWNED',))
+
+
+def test_bench_unpickler_decodes_numpy_scalars_and_refuses_code(tmp_path):
+    import pickle
+
+    import numpy as np
+    from uninet_mm.search.nasbench_graph import BenchFileError, read_bench
+    ok = osp.join(tmp_path, 'ok.bench')
+    with open(ok, 'wb') as f:  # written in this process, as the package's files are laid out
+        pickle.dump({7: dict(valid_perf=np.float64(0.25), perf=0.5, latency=0.1,
+                             para=np.float64(-1.5))}, f)
+    assert read_bench(ok) == {7: dict(valid_perf=0.25, perf=0.5, latency=0.1, para=-1.5)}
+    evil = osp.join(tmp_path, 'evil.bench')
+    with open(evil, 'wb') as f:
+        pickle.dump({0: dict(valid_perf=_Evil(), perf=0.5)}, f)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(BenchFileError, match='refusing to load global posix.system'):
+            read_bench(evil)
+    finally:
+        os.chdir(cwd)
+    assert not osp.exists(osp.join(tmp_path, 'PWNED'))
+    with open(evil, 'wb') as f:
+        pickle.dump({0: dict(valid_perf=np.float32(0.5), perf=0.5)}, f)
+    with pytest.raises(BenchFileError, match='only f8'):
+        read_bench(evil)
+
+
+def test_nasbench_graph_bundled_table():
+    pytest.importorskip('nas_bench_graph')
+    from nas_bench_graph.architecture import Arch, gnn_list, link_list
+    from uninet_mm.search.nasbench_graph import load_nasbench_graph, read_bench, bench_path
+    table = load_nasbench_graph('cora')
+    assert table.num_choices == [9, 9, 9, 9, 9]
+    assert len(table.architectures()) == 26206        # the paper's count of distinct archs
+    assert len(table) == 9 ** 5 - 9                    # all-skip is no architecture
+    raw = read_bench(bench_path('cora'))
+    # an independent look-up: the package's own hash of one architecture
+    arch = Arch(list(link_list[8]), ['gcn', 'gat', 'skip', 'sage'])
+    e = table.get([8, gnn_list.index('gcn'), gnn_list.index('gat'), gnn_list.index('skip'),
+                   gnn_list.index('sage')])
+    assert e.value == raw[arch.valid_hash()]['valid_perf']
+    assert e.test == raw[arch.valid_hash()]['perf'] and e.arch == arch.valid_hash()
+    assert 0 < e.value < 1 and 0 < e.test < 1
+
+
+# -- safe and exact resume ------------------------------------------------------------------
+def test_crafted_checkpoint_is_refused_without_running_code(tmp_path):
+    import pickle
+    space = demo_space()
+    ev = SyntheticEvaluator(best_tokens=[0] * 25)
+    _run(space, tmp_path, ev, strategy='random', budget=4)
+    ckpt = osp.join(tmp_path, 'checkpoints', 'random.pth')
+    assert osp.isfile(ckpt)
+    marker = osp.join(tmp_path, 'PWNED')
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}',))
+
+    with open(ckpt, 'wb') as f:
+        pickle.dump(dict(version=2, strategy=Evil()), f)
+    with pytest.raises(ValueError, match='not a search checkpoint this version can read'):
+        _run(space, tmp_path, ev, strategy='random', budget=8, resume=True)
+    assert not osp.exists(marker)
+
+
+def test_resume_refuses_other_settings_naming_the_difference(tmp_path):
+    ev = SyntheticEvaluator(best_tokens=[0] * 25)
+    _run(demo_space(), tmp_path, ev, strategy='random', budget=4)
+    gops = ['LSA', 'SA', 'Conv', 'DWConv', 'MLP']             # two GOPs swapped
+    with pytest.raises(ValueError, match=r"space\.decisions.*\['SA', 'LSA'.*now.*\['LSA', 'SA'"):
+        _run(demo_space(choices=dict(gop=gops)), tmp_path, ev, strategy='random', budget=8,
+             resume=True)
+    with pytest.raises(ValueError, match=r'reward\.alpha was -0\.07, now -0\.1'):
+        SearchRun(demo_space(), dict(type='random'), ev, str(tmp_path), 8, target_flops=1.,
+                  alpha=-0.1, batch_size=4).run(resume=True)
+    with pytest.raises(ValueError, match='batch_size was 4, now 2'):
+        _run(demo_space(), tmp_path, ev, strategy='random', budget=8, batch=2, resume=True)
+    # the same settings resume, a larger budget extends the search
+    recs = _run(demo_space(), tmp_path, ev, strategy='random', budget=8, resume=True)
+    assert len(recs) == 8
+
+
+def test_complete_last_record_without_newline_is_kept(tmp_path):
+    path = osp.join(tmp_path, 'results.jsonl')
+    res = ResultsFile(path)
+    res.append(dict(id='a'))
+    with open(path, 'a') as f:
+        f.write('{"id": "b"}')        # complete, but its newline never made it to disk
+    assert [r['id'] for r in res.load()] == ['a', 'b']
+    res.append(dict(id='c'))
+    assert [r['id'] for r in res.load()] == ['a', 'b', 'c']
+
+
+class _FlakyExecutor(SerialExecutor):
+    """The first attempt of every other job dies like a Ray worker killed by the OOM killer."""
+
+    def __init__(self):
+        self.attempts = {}
+
+    def map_unordered(self, fn, jobs):
+        for job in jobs:
+            n = self.attempts[job['id']] = self.attempts.get(job['id'], 0) + 1
+            if n == 1 and job['index'] % 2 == 0:
+                yield job, dict(status='failed', error='ray task failed: worker died',
+                                infrastructure=True)
+            else:
+                yield job, fn(job)
+
+
+def test_infrastructure_failures_are_retried_not_cached(tmp_path):
+    space = demo_space()
+    best = random.Random(2).choices(range(3), k=25)
+    ex = _FlakyExecutor()
+    recs = _run(space, tmp_path, SyntheticEvaluator(best_tokens=best), strategy='random',
+                budget=8, executor=ex)
+    assert [r['status'] for r in recs] == ['ok'] * 8
+    assert all(ex.attempts[f'random-{i}'] == (2 if i % 2 == 0 else 1) for i in range(8))
+    on_disk = ResultsFile(osp.join(tmp_path, 'results.jsonl')).load()
+    assert sum(bool(r.get('infrastructure')) for r in on_disk) == 4
+    # a resume does not take the lost attempts for results either
+    again = _run(space, tmp_path, SyntheticEvaluator(best_tokens=best), strategy='random',
+                 budget=8, executor=ex, resume=True)
+    assert [r['status'] for r in again] == ['ok'] * 8
+
+
+def test_topk_zero_exports_nothing(tmp_path):
+    recs = [dict(id=f'r-{i}', tokens=[i], arch=dict(DEMO_BASE), status='ok', reward=0.1 * i,
+                 accuracy=0.1 * i, flops=1e6, metric='accuracy') for i in range(3)]
+    assert top_k(recs, 0) == []
+    assert export_topk(recs, 0, osp.join(tmp_path, 'topk')) == []
+    assert not osp.exists(osp.join(tmp_path, 'topk'))
+
+
+_TOOL_CONFIG = """
+search_space = dict(base_arch={base!r}, choices=dict(gop={gops!r}))
+reward = dict(target_flops=1.0, alpha=-0.07)
+evaluator = dict(type='Synthetic', best_tokens=[0] * 25, flops=1.0)
+strategies = [dict(type='random')]
+search = dict(budget=4, batch_size=2, seed=0)
+executor = dict(type='serial')
+export = dict(topk=0)
+"""
+
+
+def test_tool_resume_checks_and_never_overwrites_the_config(tmp_path, capsys):
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import search as search_tool
+    finally:
+        sys.path.pop(0)
+    cfg = osp.join(tmp_path, 'cfg.py')
+    work = osp.join(tmp_path, 'work')
+    with pytest.raises(SystemExit, match='nothing to resume'):
+        search_tool.main([cfg if osp.isfile(cfg) else _write(cfg, _TOOL_CONFIG.format(
+            base=DEMO_BASE, gops=['SA', 'LSA', 'Conv', 'DWConv', 'MLP'])),
+            '--work-dir', work, '--resume'])
+    assert search_tool.main([cfg, '--work-dir', work]) == 0
+    assert not osp.exists(osp.join(work, 'topk'))           # topk=0: nothing exported
+    saved = open(osp.join(work, 'search_config.py')).read()
+    _write(cfg, _TOOL_CONFIG.format(base=DEMO_BASE, gops=['LSA', 'SA', 'Conv', 'DWConv',
+                                                          'MLP']))
+    with pytest.raises(SystemExit, match="settings for 'random': space.decisions"):
+        search_tool.main([cfg, '--work-dir', work, '--resume', '--budget', '6'])
+    assert open(osp.join(work, 'search_config.py')).read() == saved
+
+
+def _write(path, text):
+    with open(path, 'w') as f:
+        f.write(text)
+    return path

@@ -46,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument('--num-workers', type=int, help='concurrent candidates on a local Ray')
     p.add_argument('--topk', type=int, help='architectures to export')
     p.add_argument('--print-space', action='store_true', help='print the space and exit')
+    p.add_argument('--no-multiseed', action='store_true',
+                   help="skip the config's multi-seed comparison (the demo has one)")
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='override config keys, e.g. evaluator.epochs=2')
     args = p.parse_args(argv)
@@ -53,6 +55,8 @@ def parse_args(argv=None):
         args.config = DEMO_CONFIG
     if args.config is None:
         p.error('give a config or --demo')
+    if args.topk is not None and args.topk < 0:
+        p.error(f'--topk must be >= 0 (0 exports nothing), got {args.topk}')
     return args
 
 
@@ -93,6 +97,7 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
     import uninet_mm  # noqa: F401  (registers UniNet, its head and the digit datasets)
+    from uninet_mm.search.reward import PAPER_ALPHA
     from uninet_mm.search import (Progress, ResultsFile, SearchRun, build_evaluator,
                                   build_executor, build_search_space, export_topk, pareto_plot,
                                   resolve_target, strategy_stats, summary_table)
@@ -106,12 +111,20 @@ def main(argv=None):
     work_dir = args.work_dir or osp.join(
         'work_dirs', 'search_demo' if args.demo else
         f'search_{osp.splitext(osp.basename(args.config))[0]}')
-    os.makedirs(work_dir, exist_ok=True)
     results = ResultsFile(osp.join(work_dir, 'results.jsonl'))
-    if results.exists() and not args.resume:
+    ckpt_dir = osp.join(work_dir, 'checkpoints')
+    has_ckpt = osp.isdir(ckpt_dir) and any(f.endswith(('.pth', '.pkl'))
+                                           for f in os.listdir(ckpt_dir))
+    if args.resume and not results.exists() and not has_ckpt:
+        raise SystemExit(f'--resume: nothing to resume in {work_dir} (no results.jsonl, no '
+                         f'checkpoints); run without --resume to start a search there')
+    if (results.exists() or has_ckpt) and not args.resume:
         raise SystemExit(f'{work_dir} already holds a search (results.jsonl); pass --resume to '
                          f'continue it or choose another --work-dir')
-    cfg.dump(osp.join(work_dir, 'search_config.py'))
+    config_path = osp.join(work_dir, 'search_config.py')
+    if not args.resume:  # the run's original config is written once, never overwritten
+        os.makedirs(work_dir, exist_ok=True)
+        cfg.dump(config_path)
 
     s = cfg.search
     budget, batch_size, seed = int(s.get('budget', 100)), int(s.get('batch_size', 4)), \
@@ -119,7 +132,7 @@ def main(argv=None):
     evaluator = build_evaluator(cfg.evaluator.to_dict())
     target = resolve_target(cfg.get('reward', {}), space, evaluator,
                             proxy_resolution=getattr(evaluator, 'input_size', None))
-    alpha = float(cfg.get('reward', {}).get('alpha', -0.07))
+    alpha = float(cfg.get('reward', {}).get('alpha', PAPER_ALPHA))
     ex_cfg = dict(cfg.executor)
     executor = build_executor(ex_cfg.pop('type', 'auto'), **ex_cfg)
     names = [st.get('name', st['type']) for st in cfg.strategies]
@@ -133,7 +146,15 @@ def main(argv=None):
                         batch_size=batch_size, executor=executor, seed=seed,
                         failure_reward=float(s.get('failure_reward', 0.)),
                         cache=bool(s.get('cache', True)), progress=progress)
-        run.run(resume=args.resume)
+        try:
+            run.run(resume=args.resume)
+        except ValueError as e:  # a resume with other settings, an unreadable checkpoint
+            if args.resume:
+                raise SystemExit(str(e)) from None
+            raise
+    multi = None
+    if cfg.get('multiseed') and not args.no_multiseed:
+        multi = run_multiseed(cfg, space, executor, work_dir, alpha, names, batch_size)
     executor.shutdown()
 
     records = results.load()
@@ -162,9 +183,48 @@ def main(argv=None):
     if trained:
         print(f'cost per trained candidate: {sum(r["time"] for r in trained) / len(trained):.1f}'
               f' s ({len(trained)} trained, executor {executor.kind})')
+    if multi:
+        print(multi)
+        with open(osp.join(work_dir, 'summary.md'), 'a') as f:
+            f.write('\n' + multi + '\n')
     print(f'Pareto plot: {plot}\nsummary: {osp.join(work_dir, "summary.md")}\n'
-          f'top-{topk} configs: {osp.join(work_dir, "topk")}\nwall time {elapsed:.0f} s')
+          + (f'top-{topk} configs: {osp.join(work_dir, "topk")}' if folders else
+             'no configs exported (--topk 0)') + f'\nwall time {elapsed:.0f} s')
     return 0
+
+
+def run_multiseed(cfg, space, executor, work_dir, alpha, names, batch_size):
+    """The config's ``multiseed`` part: every strategy for several seeds on a cheap
+    evaluator; returns a markdown table (mean +- sem of the best reward, paired p-values)."""
+    from uninet_mm.search import build_evaluator, resolve_target
+    from uninet_mm.search.benchmark import run_seeds
+    m = dict(cfg.multiseed)
+    ev_cfg = m['evaluator'].to_dict() if hasattr(m['evaluator'], 'to_dict') else m['evaluator']
+    evaluator = build_evaluator(dict(ev_cfg))
+    target = resolve_target(cfg.get('reward', {}), space, evaluator,
+                            proxy_resolution=getattr(evaluator, 'input_size', None))
+    seeds, budget = int(m.get('seeds', 5)), int(m.get('budget', 24))
+    print(f'\nmulti-seed comparison: {names}, {seeds} seeds x {budget} candidates, evaluator '
+          f'{ev_cfg["type"]} (a cheap proxy; the search above is one seed)', flush=True)
+    t0 = time.time()
+    out = run_seeds(space, [st for st in cfg.strategies], evaluator,
+                    osp.join(work_dir, 'multiseed'), seeds, budget, target, alpha,
+                    batch_size=int(m.get('batch_size', batch_size)), executor=executor,
+                    log=lambda msg: print(f'  {msg}', flush=True))
+    b = str(budget)
+    lines = [f'Multi-seed comparison ({ev_cfg["type"]} evaluator, {seeds} seeds x {budget} '
+             f'candidates per strategy, {time.time() - t0:.0f} s): best reward, mean +- sem '
+             f'over seeds; one-sided paired Wilcoxon p-values, A12.', '',
+             '| strategy | mean +- sem | ' + ' | '.join(f'p {n}>{o}' for n in names[:1]
+                                                      for o in names[1:]) + ' |',
+             '|' + ' --- |' * (1 + len(names))]
+    for n in names:
+        per = out['budgets'][b][n]
+        cells = [f'{out["p_values"][b][f"{n}>{o}"]:.2g} (A12 {out["a12"][b][f"{n}>{o}"]:.2f})'
+                 if n == names[0] else '' for o in names[1:]]
+        lines.append(f'| {n} | {per["mean"]:.4f} +- {per["sem"]:.4f} | ' + ' | '.join(cells)
+                     + ' |')
+    return '\n'.join(lines)
 
 
 def _f(v, digits=4):

@@ -13,12 +13,7 @@ All of them build a candidate only through ``dict(type='UniNet', arch=arch)`` in
 and count FLOPs with the project's counter (:func:`uninet_mm.utils.flops.count_flops`:
 multiply-adds, attention included) at the proxy resolution.
 
-Reward (MnasNet's weighted product, the intended form of the paper's Eq. in Sec. 3.5)::
-
-    reward = accuracy * (flops / target) ** alpha,   alpha = -0.07
-
-so the reward equals the accuracy at the target and falls as FLOPs rise. The paper prints
-``(t / f) ** alpha``, which with a negative alpha would reward larger models.
+The reward is defined once, in :mod:`uninet_mm.search.reward`.
 """
 import contextlib
 import copy
@@ -35,10 +30,9 @@ import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-#: the paper's FLOPs target and exponent
-PAPER_TARGET_FLOPS = 550e6
-PAPER_TARGET_RESOLUTION = 160  # UniNet-B0's input size: B0 has 0.555 GFLOPs there
-PAPER_ALPHA = -0.07
+from .registry import EVALUATORS, build_from
+from .reward import (PAPER_ALPHA, PAPER_TARGET_FLOPS, PAPER_TARGET_RESOLUTION,  # noqa: F401
+                     compute_reward, scale_target)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_PROXY_CONFIG = 'configs/cls/uninet_mnist_demo.py'
@@ -46,21 +40,6 @@ DEFAULT_PROXY_CONFIG = 'configs/cls/uninet_mnist_demo.py'
 
 class CandidateDiverged(RuntimeError):
     """Training of a candidate produced a non-finite loss or accuracy."""
-
-
-def compute_reward(accuracy, flops, target, alpha=PAPER_ALPHA):
-    """``accuracy * (flops / target) ** alpha`` (MnasNet form; see the module doc)."""
-    if target <= 0:
-        raise ValueError(f'reward: the FLOPs target must be positive, got {target}')
-    if flops is None or flops <= 0:
-        raise ValueError(f'reward: FLOPs must be positive, got {flops}')
-    return float(accuracy) * (float(flops) / float(target)) ** alpha
-
-
-def scale_target(target_flops, target_resolution, proxy_resolution):
-    """A FLOPs target given at ``target_resolution`` moved to the proxy resolution (FLOPs of a
-    convolutional network grow with the number of pixels)."""
-    return target_flops * (proxy_resolution / target_resolution) ** 2
 
 
 def count_complexity(model, input_shape, forward=None):
@@ -222,6 +201,7 @@ class _ClassifierEvaluatorBase:
                                 forward=lambda m, x: m(x, mode='tensor'))
 
 
+@EVALUATORS.register_module(name='ProxyTrain')
 class ProxyTrainEvaluator(_ClassifierEvaluatorBase):
     """Proxy training through MMEngine's Runner and MMPretrain's ImageClassifier.
 
@@ -368,6 +348,7 @@ class ProxyTrainEvaluator(_ClassifierEvaluatorBase):
                     shutil.rmtree(base, ignore_errors=True)
 
 
+@EVALUATORS.register_module(name='ZeroCost')
 class ZeroCostEvaluator(_ClassifierEvaluatorBase):
     """NASWOT score at initialisation (no training): for one batch of real images, the binary
     codes ``x > 0`` of the inputs of every GELU/ReLU form a kernel ``K = C C^T +
@@ -435,6 +416,7 @@ class ZeroCostEvaluator(_ClassifierEvaluatorBase):
         return dict(accuracy=score, flops=flops, params=params, metric=self.metric_name)
 
 
+@EVALUATORS.register_module(name='Synthetic')
 class SyntheticEvaluator:
     """A known best architecture: ``accuracy`` = share of tokens equal to ``best_tokens``,
     FLOPs fixed at ``flops`` (so the reward is the accuracy when ``flops`` is the target).
@@ -472,22 +454,16 @@ class SyntheticEvaluator:
         return dict(accuracy=acc, flops=self.flops, params=0, metric=self.metric_name)
 
 
-EVALUATORS = dict(ProxyTrain=ProxyTrainEvaluator, ZeroCost=ZeroCostEvaluator,
-                  Synthetic=SyntheticEvaluator)
-
-
 def build_evaluator(cfg):
-    """``dict(type='ProxyTrain' | 'ZeroCost' | 'Synthetic', **kwargs)`` -> an evaluator."""
+    """``dict(type='ProxyTrain' | 'ZeroCost' | 'Synthetic' | <registered>, **kwargs)`` -> an
+    evaluator (a callable is returned as is)."""
     if callable(cfg) and not isinstance(cfg, dict):
         return cfg
     cfg = dict(cfg)
-    kind = cfg.pop('type', None)
-    if kind not in EVALUATORS:
-        raise KeyError(f'unknown evaluator {kind!r}; valid evaluators are {sorted(EVALUATORS)}')
-    if kind == 'ZeroCost':  # `--cfg-options evaluator.type=ZeroCost` on a proxy-training config
+    if cfg.get('type') == 'ZeroCost':  # `--cfg-options evaluator.type=ZeroCost` on a training config
         for key in _TRAINING_ONLY:
             cfg.pop(key, None)
-    return EVALUATORS[kind](**cfg)
+    return build_from(EVALUATORS, 'evaluator', cfg)
 
 
 #: ProxyTrain arguments that mean nothing without training

@@ -3,14 +3,18 @@
 ``executor.map_unordered(fn, jobs)`` runs ``fn(job)`` for every job and yields ``(job, result)``
 as each finishes. ``fn`` must not raise (the search wraps evaluators in
 :func:`uninet_mm.search.loop.run_candidate`, which turns any error into a failed result); a
-Ray task that dies anyway (worker killed, out of memory) comes back as a failed result too.
+Ray task that dies anyway (worker killed, out of memory) comes back as a failed result marked
+``infrastructure=True``: the search evaluates it again instead of caching the failure.
 
 Ray is optional: ``build_executor('auto')`` uses it when it is installed, the serial executor
 otherwise; ``'ray'`` without Ray installed is an error that says so.
 """
 import traceback
 
+from .registry import EXECUTORS
 
+
+@EXECUTORS.register_module(name='serial')
 class SerialExecutor:
     """Runs the jobs one after another in this process."""
 
@@ -33,6 +37,7 @@ def ray_available():
     return True
 
 
+@EXECUTORS.register_module(name='ray')
 class RayExecutor:
     """Runs the jobs as Ray tasks, ``num_cpus_per_task`` CPUs each.
 
@@ -80,9 +85,9 @@ class RayExecutor:
                 job = pending.pop(ref)
                 try:
                     result = self.ray.get(ref)
-                except Exception as e:  # noqa: BLE001  (a dead worker: a failed candidate)
+                except Exception as e:  # noqa: BLE001  (a dead worker, out of memory)
                     result = dict(status='failed', error=f'ray task failed: {e!r}',
-                                  traceback=traceback.format_exc(limit=3))
+                                  traceback=traceback.format_exc(limit=3), infrastructure=True)
                 yield job, result
 
     def shutdown(self):
@@ -95,12 +100,16 @@ def _ray_call(fn, job, num_cpus):
     return fn(job)
 
 
-def build_executor(kind='serial', address=None, num_workers=None, num_cpus_per_task=1):
-    """``'serial'``, ``'ray'`` or ``'auto'`` (Ray when installed)."""
+def build_executor(kind='serial', **kwargs):
+    """``'serial'``, ``'ray'``, ``'auto'`` (Ray when installed) or a registered executor;
+    ``kwargs`` (``address``, ``num_workers``, ``num_cpus_per_task`` for Ray) go to its
+    constructor (the serial executor takes none)."""
     if kind == 'auto':
         kind = 'ray' if ray_available() else 'serial'
-    if kind == 'serial':
-        return SerialExecutor()
-    if kind == 'ray':
-        return RayExecutor(address, num_workers, num_cpus_per_task)
-    raise KeyError(f"unknown executor {kind!r}; valid executors are 'serial', 'ray', 'auto'")
+    cls = EXECUTORS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise KeyError(f"unknown executor {kind!r}; valid executors are 'auto', "
+                       f'{sorted(EXECUTORS.module_dict)}')
+    if cls is SerialExecutor:
+        kwargs = {}
+    return cls(**kwargs)

@@ -25,8 +25,11 @@ def ok_records(records):
 
 
 def top_k(records, k):
-    """The ``k`` best distinct architectures by reward (trained records, not cache copies)."""
+    """The ``k`` best distinct architectures by reward (trained records, not cache copies);
+    none for ``k <= 0``."""
     seen, out = set(), []
+    if k <= 0:
+        return out
     for r in sorted(ok_records(records), key=lambda r: -r['reward']):
         key = tuple(r['tokens'])
         if key in seen:
@@ -97,7 +100,10 @@ model = dict(
 
 def export_topk(records, k, out_dir):
     """Write ``rank<r>_<id>/{arch.json, uninet_search_<id>_in1k.py,
-    mask_rcnn_uninet_search_<id>_1x.py}`` for the top ``k``; returns the written folders."""
+    mask_rcnn_uninet_search_<id>_1x.py}`` for the top ``k``; returns the written folders
+    (``k <= 0``: nothing, not even ``out_dir``)."""
+    if k <= 0:
+        return []
     os.makedirs(out_dir, exist_ok=True)
     folders = []
     for rank, rec in enumerate(top_k(records, k), 1):

@@ -3,7 +3,7 @@ candidate at once to the results file, feed the rewards back, checkpoint; resuma
 
 Durability protocol (per strategy, in ``work_dir``):
 
-1. the strategy proposes a batch; the checkpoint ``checkpoints/<name>.pkl`` is written
+1. the strategy proposes a batch; the checkpoint ``checkpoints/<name>.pth`` is written
    atomically with the strategy's state *after* proposing and the batch itself (ids + tokens);
 2. every candidate of the batch is appended to ``results.jsonl`` the moment it finishes;
 3. the rewards of the whole batch are fed back (a PPO update) and the checkpoint is written
@@ -16,25 +16,33 @@ twice; only the ones running at the crash are redone. The strategies draw from t
 generators, whose states are in the checkpoint, so a resumed search proposes exactly what the
 uninterrupted one would.
 
-Repeated token sequences (common once PPO converges) are not trained again: their record
-copies the earlier result with ``cached_from``; the budget counts proposals, cached or not.
+Repeated architectures (common once PPO converges) are not trained again: their record
+copies the earlier result with ``cached_from``; the cache is keyed on the decoded architecture
+(token sequences that decode to the same network are one architecture); the budget counts
+proposals, cached or not.
+
+Checkpoints are ``torch.save`` files of plain containers, tensors and numbers, read back with
+``torch.load(weights_only=True)`` (torch's allowlist unpickler: a crafted file cannot run
+code). They record the run's signature (the space's choices in order, the strategy settings,
+the reward, the batch size and seed); a resume whose signature differs is refused with a
+message naming the difference.
 """
 import copy
 import datetime
+import json
 import math
 import os
 import os.path as osp
-import pickle
 import sys
 import time
 import traceback
 import zlib
 
-from .evaluators import compute_reward, scale_target
+from .reward import PAPER_ALPHA, PAPER_TARGET_FLOPS, compute_reward, scale_target
 from .results import ResultsFile
 from .strategies import build_strategy
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 def run_candidate(evaluator, job):
@@ -70,7 +78,7 @@ def resolve_target(reward_cfg, space, evaluator, proxy_resolution=None):
     count to the proxy resolution) or ``'base'`` (the base network's own FLOPs at the proxy
     resolution, counted by the evaluator).
     """
-    target = reward_cfg.get('target_flops', 550e6)
+    target = reward_cfg.get('target_flops', PAPER_TARGET_FLOPS)
     if target == 'base':
         flops, _ = evaluator.complexity(space.base_arch)
         return float(flops)
@@ -150,21 +158,27 @@ class SearchRun:
         seed (int): seeds every candidate's training, and the strategy (through a seed
             derived from it and the strategy's name).
         failure_reward (float): reward fed back for failed candidates.
-        cache (bool): serve repeated token sequences from earlier records.
+        cache (bool): serve repeated architectures from earlier records.
         progress (Progress, optional): shared progress display.
+        durable (bool): fsync every record and checkpoint (False: flush only; the benchmark
+            harness, whose runs are cheap to redo).
+
+    A strategy config may carry its own ``batch_size`` (e.g. PPO's update size), which then
+    overrides ``batch_size`` for that strategy.
     """
 
     def __init__(self, space, strategy_cfg, evaluator, work_dir, budget, target_flops,
-                 alpha=-0.07, batch_size=4, executor=None, seed=0, failure_reward=0.,
-                 cache=True, progress=None):
+                 alpha=PAPER_ALPHA, batch_size=4, executor=None, seed=0, failure_reward=0.,
+                 cache=True, progress=None, durable=True):
         from .executor import SerialExecutor
         self.space = space
         self.strategy_cfg = dict(strategy_cfg)
         self.name = self.strategy_cfg.get('name', self.strategy_cfg.get('type'))
+        batch_size = self.strategy_cfg.pop('batch_size', batch_size)
         # each strategy draws from its own stream: random search and evolution's initial
         # population would otherwise be the same candidates
         self.strategy_seed = zlib.crc32(f'{self.name}:{int(seed)}'.encode()) % 2 ** 31
-        self.strategy = build_strategy(self.strategy_cfg, space.num_choices,
+        self.strategy = build_strategy(dict(self.strategy_cfg), space.num_choices,
                                        seed=self.strategy_seed)
         self.evaluator = evaluator
         self.work_dir = work_dir
@@ -176,33 +190,57 @@ class SearchRun:
         self.executor = executor or SerialExecutor()
         self.seed, self.failure_reward, self.cache = int(seed), float(failure_reward), cache
         self.progress = progress
-        self.results = ResultsFile(osp.join(work_dir, 'results.jsonl'))
-        self.ckpt_path = osp.join(work_dir, 'checkpoints', f'{self.name}.pkl')
+        self.durable = bool(durable)
+        self.results = ResultsFile(osp.join(work_dir, 'results.jsonl'), fsync=self.durable)
+        self.ckpt_path = osp.join(work_dir, 'checkpoints', f'{self.name}.pth')
         self.history = []
 
     # -- checkpoint -------------------------------------------------------------------------
+    def signature(self):
+        """What a resume must match: the space (its choices, in order), the strategy
+        settings, the reward, the batch size and the seed."""
+        space = (self.space.signature() if hasattr(self.space, 'signature')
+                 else dict(num_choices=list(self.space.num_choices)))
+        return _plain(dict(space=space, strategy=self.strategy_cfg,
+                           reward=dict(target_flops=self.target_flops, alpha=self.alpha,
+                                       failure_reward=self.failure_reward),
+                           batch_size=self.batch_size, seed=self.seed, cache=self.cache))
+
     def _save(self, next_index, pending):
-        state = dict(version=CHECKPOINT_VERSION, name=self.name, strategy_cfg=self.strategy_cfg,
+        import torch
+        state = dict(version=CHECKPOINT_VERSION, name=self.name, signature=self.signature(),
                      strategy=self.strategy.state_dict(), next_index=next_index,
-                     pending=pending, budget=self.budget, num_choices=self.space.num_choices,
-                     history=self.history)
+                     pending=pending, budget=self.budget,
+                     history=json.dumps(self.history))  # one string: fast to save
         os.makedirs(osp.dirname(self.ckpt_path), exist_ok=True)
         tmp = self.ckpt_path + '.tmp'
         with open(tmp, 'wb') as f:
-            pickle.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+            torch.save(state, f)
+            if self.durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, self.ckpt_path)
 
     def _load(self):
-        with open(self.ckpt_path, 'rb') as f:
-            state = pickle.load(f)
-        if state.get('version') != CHECKPOINT_VERSION:
-            raise ValueError(f'{self.ckpt_path}: checkpoint version {state.get("version")} '
-                             f'is not {CHECKPOINT_VERSION}')
-        if list(state['num_choices']) != list(self.space.num_choices):
-            raise ValueError(f'{self.ckpt_path}: the checkpoint is of another search space '
-                             f'(choices {state["num_choices"]})')
+        import pickle
+
+        import torch
+        try:
+            state = torch.load(self.ckpt_path, map_location='cpu', weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f'{self.ckpt_path}: not a search checkpoint this version can read '
+                             f'safely ({first}); it was not loaded. Start a new --work-dir.'
+                             ) from None
+        if not isinstance(state, dict) or state.get('version') != CHECKPOINT_VERSION:
+            raise ValueError(f'{self.ckpt_path}: checkpoint version '
+                             f'{state.get("version") if isinstance(state, dict) else "?"} is '
+                             f'not {CHECKPOINT_VERSION}; start a new --work-dir')
+        diff = _first_difference(state.get('signature'), self.signature())
+        if diff:
+            raise ValueError(f'--resume: the run in {self.work_dir} was made with different '
+                             f'settings for {self.name!r}: {diff}; resume with the original '
+                             f'config (search_config.py in the work dir) or use a new --work-dir')
         return state
 
     # -- records ----------------------------------------------------------------------------
@@ -210,47 +248,63 @@ class SearchRun:
         """The reward a strategy sees (the failure reward for failed candidates)."""
         return rec['reward'] if rec.get('status') == 'ok' else self.failure_reward
 
+    def key_of(self, tokens, arch):
+        """The cache key: the decoded architecture (its tokens when it did not decode)."""
+        if arch is None:
+            return ('tokens', tuple(int(t) for t in tokens))
+        key_fn = getattr(self.space, 'arch_key', None)
+        return ('arch', key_fn(arch) if key_fn else
+                json.dumps(arch, sort_keys=True, separators=(',', ':')))
+
     def _record(self, cid, index, tokens, arch, result):
         rec = dict(id=cid, strategy=self.name, index=index, tokens=list(tokens), arch=arch,
                    seed=self.seed, finished_at=_now(), time=round(result.get('time', 0.), 3),
                    status=result['status'])
         if result['status'] == 'ok':
-            rec.update(accuracy=float(result['accuracy']), flops=int(result['flops']),
-                       params=int(result.get('params', 0)),
+            flops = result.get('flops')
+            rec.update(accuracy=float(result['accuracy']),
+                       flops=None if flops is None else int(flops),
+                       params=int(result.get('params') or 0),
                        metric=result.get('metric', 'accuracy'))
+            rec.update(result.get('extra') or {})
             try:
-                rec['reward'] = compute_reward(rec['accuracy'], rec['flops'],
-                                               self.target_flops, self.alpha)
+                rec['reward'] = (rec['accuracy'] if flops is None else compute_reward(
+                    rec['accuracy'], rec['flops'], self.target_flops, self.alpha))
             except ValueError as e:
                 rec.update(status='failed', error=f'reward: {e}', reward=None)
         else:
             rec.update(error=result.get('error', 'unknown error'),
                        traceback=result.get('traceback', ''), reward=None)
+            if result.get('infrastructure'):
+                rec['infrastructure'] = True
         return rec
 
     def _emit(self, rec, mine, cache):
         self.results.append(rec)
         mine[rec['id']] = rec
-        if self.cache and not rec.get('cached_from'):
-            cache.setdefault(tuple(rec['tokens']), rec)
+        if self.cache and not rec.get('cached_from') and not rec.get('infrastructure'):
+            cache.setdefault(self.key_of(rec['tokens'], rec.get('arch')), rec)
         if self.progress is not None:
             self.progress.update(rec, f'{rec["index"] + 1}/{self.budget}')
 
-    def _cached(self, src, cid, index):
+    def _cached(self, src, cid, index, tokens):
         rec = copy.deepcopy(src)
-        rec.update(id=cid, strategy=self.name, index=index, cached_from=src['id'], time=0.,
-                   finished_at=_now())
+        rec.update(id=cid, strategy=self.name, index=index, tokens=list(tokens),
+                   cached_from=src['id'], time=0., finished_at=_now())
         return rec
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, resume=False):
         """Run (or, with ``resume``, continue) the search; returns this strategy's records."""
         records = self.results.load()
-        mine = {r['id']: r for r in records if r.get('strategy') == self.name}
+        # a candidate lost to the infrastructure (a dead worker) is redone, not kept
+        mine = {r['id']: r for r in records
+                if r.get('strategy') == self.name and not r.get('infrastructure')}
         cache = {}
         for r in records:
-            if not r.get('cached_from') and r.get('seed') == self.seed:
-                cache.setdefault(tuple(r['tokens']), r)
+            if not r.get('cached_from') and not r.get('infrastructure') and \
+                    r.get('seed') == self.seed:
+                cache.setdefault(self.key_of(r['tokens'], r.get('arch')), r)
         has_ckpt = osp.isfile(self.ckpt_path)
         if not resume and (mine or has_ckpt):
             raise RuntimeError(f'search: {self.work_dir} already has results of {self.name!r}; '
@@ -260,7 +314,7 @@ class SearchRun:
             state = self._load()
             self.strategy.load_state_dict(state['strategy'])
             next_index, pending = state['next_index'], state['pending']
-            self.history = state.get('history', [])
+            self.history = json.loads(state.get('history') or '[]')
         elif mine:
             raise RuntimeError(f'search: {self.work_dir} has results of {self.name!r} but no '
                                f'checkpoint {self.ckpt_path}; cannot resume consistently')
@@ -277,30 +331,16 @@ class SearchRun:
                            for i, t in enumerate(proposed)]
                 next_index += n
                 self._save(next_index, pending)
-            jobs, waiting = [], []
-            for cid, index, tokens in pending:
-                if cid in mine:
-                    continue
-                key = tuple(tokens)
-                if self.cache and key in cache:
-                    self._emit(self._cached(cache[key], cid, index), mine, cache)
-                    continue
-                if self.cache and any(tuple(j['tokens']) == key for j in jobs):
-                    waiting.append((cid, index, key))  # a twin in this batch is trained
-                    continue
-                try:
-                    arch = self.space.decode(tokens)
-                except Exception as e:  # noqa: BLE001
-                    self._emit(self._record(cid, index, tokens, None, dict(
-                        status='failed', error=f'decode: {type(e).__name__}: {e}')),
-                        mine, cache)
-                    continue
-                jobs.append(dict(id=cid, index=index, tokens=tokens, arch=arch, seed=self.seed))
-            for job, result in self.executor.map_unordered(fn, jobs):
-                self._emit(self._record(job['id'], job['index'], job['tokens'], job['arch'],
-                                        result), mine, cache)
-            for cid, index, key in waiting:
-                self._emit(self._cached(cache[key], cid, index), mine, cache)
+            for attempt in range(self.max_retries + 1):
+                lost = self._evaluate(pending, mine, cache, fn)
+                for cid in lost:   # infrastructure failures: tried again, never cached
+                    mine.pop(cid, None)
+                if not lost:
+                    break
+            if lost:
+                raise RuntimeError(f'search: candidates {lost} were lost to the infrastructure '
+                                   f'{self.max_retries + 1} times (a worker died or ran out of '
+                                   f'memory); fix it and --resume: they will be evaluated again')
             tokens = [t for _, _, t in pending]
             rewards = [self.reward_of(mine[cid]) for cid, _, _ in pending]
             stats = self.strategy.observe(tokens, rewards) or {}
@@ -310,3 +350,73 @@ class SearchRun:
             pending = None
             self._save(next_index, None)
         return sorted(mine.values(), key=lambda r: r['index'])
+
+    max_retries = 2
+
+    def _evaluate(self, pending, mine, cache, fn):
+        """Evaluate the candidates of ``pending`` without a record; returns the ids lost to
+        the infrastructure (they keep a record marked ``infrastructure`` but are redone)."""
+        jobs, waiting = [], []
+        for cid, index, tokens in pending:
+            if cid in mine:
+                continue
+            try:
+                arch = self.space.decode(tokens)
+            except Exception as e:  # noqa: BLE001
+                self._emit(self._record(cid, index, tokens, None, dict(
+                    status='failed', error=f'decode: {type(e).__name__}: {e}')),
+                    mine, cache)
+                continue
+            key = self.key_of(tokens, arch)
+            if self.cache and key in cache:
+                self._emit(self._cached(cache[key], cid, index, tokens), mine, cache)
+                continue
+            if self.cache and any(self.key_of(j['tokens'], j['arch']) == key for j in jobs):
+                waiting.append((cid, index, tokens, key))  # a twin in this batch is trained
+                continue
+            jobs.append(dict(id=cid, index=index, tokens=tokens, arch=arch, seed=self.seed))
+        lost = []
+        for job, result in self.executor.map_unordered(fn, jobs):
+            rec = self._record(job['id'], job['index'], job['tokens'], job['arch'], result)
+            self._emit(rec, mine, cache)
+            if rec.get('infrastructure'):
+                lost.append(rec['id'])
+        for cid, index, tokens, key in waiting:
+            if key in cache:
+                self._emit(self._cached(cache[key], cid, index, tokens), mine, cache)
+            else:
+                lost.append(cid)  # its twin was lost: redo it too
+        return lost
+
+def _plain(obj):
+    """Tuples -> lists, recursively (a signature compares equal after a JSON round trip)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _first_difference(recorded, current, path=''):
+    """A one-line description of the first difference between two signatures, or ''."""
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        for k in list(recorded) + [k for k in current if k not in recorded]:
+            if k not in current:
+                return f'{path}{k} was {recorded[k]!r}, now absent'
+            if k not in recorded:
+                return f'{path}{k} was absent, now {current[k]!r}'
+            d = _first_difference(recorded[k], current[k], f'{path}{k}.')
+            if d:
+                return d
+        return ''
+    if isinstance(recorded, list) and isinstance(current, list) and \
+            len(recorded) == len(current) and \
+            any(isinstance(v, (list, dict)) for v in recorded + current):
+        for i, (r, c) in enumerate(zip(recorded, current)):
+            d = _first_difference(r, c, f'{path.rstrip(".")}[{i}].')
+            if d:
+                return d
+        return ''
+    if recorded != current:
+        return f'{path.rstrip(".")} was {recorded!r}, now {current!r}'
+    return ''

@@ -2,8 +2,9 @@
 candidate (trained, cached or failed), appended, flushed and fsync'ed the moment the candidate
 finishes, so a crash (even ``kill -9``) loses at most the candidates still running.
 
-A line that a crash cut short (the last one, without its newline) is ignored on reading and
-cut off before the next append, so the file stays valid JSON lines.
+A line that a crash cut short (the last one, without its newline, not valid JSON) is ignored on
+reading and cut off before the next append, so the file stays valid JSON lines; a complete last
+record whose newline is missing is kept (the newline is added before the next append).
 
 Record fields: ``id`` (``<strategy>-<index>``), ``strategy``, ``index``, ``tokens``, ``arch``,
 ``status`` (``'ok'`` or ``'failed'``), ``accuracy`` (or the evaluator's ``metric``), ``flops``
@@ -20,8 +21,9 @@ import warnings
 class ResultsFile:
     """Append-only JSON-lines file of finished candidates."""
 
-    def __init__(self, path):
+    def __init__(self, path, fsync=True):
         self.path = path
+        self.fsync = fsync
         d = osp.dirname(osp.abspath(path))
         os.makedirs(d, exist_ok=True)
 
@@ -64,10 +66,16 @@ class ResultsFile:
             f.seek(0)
             data = f.read()
             keep = data.rfind(b'\n') + 1
-            f.truncate(keep)
+            try:
+                json.loads(data[keep:])
+            except ValueError:  # cut short by a crash: dropped, the candidate is redone
+                f.truncate(keep)
+            else:               # complete, only its newline is missing: kept
+                f.seek(0, os.SEEK_END)
+                f.write(b'\n')
 
     def append(self, record):
-        """Write one record durably (flush + fsync)."""
+        """Write one record durably (flush, and fsync unless ``fsync=False``)."""
         line = json.dumps(record, sort_keys=True, allow_nan=True)
         if '\n' in line:
             raise ValueError('results: a record must serialise to one line')
@@ -75,4 +83,5 @@ class ResultsFile:
         with open(self.path, 'a') as f:
             f.write(line + '\n')
             f.flush()
-            os.fsync(f.fileno())
+            if self.fsync:
+                os.fsync(f.fileno())

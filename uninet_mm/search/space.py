@@ -216,11 +216,42 @@ class SearchSpace:
         """Number of token sequences (the paper counts about 10^16 for its space)."""
         return math.prod(self.num_choices)
 
+    @property
+    def num_architectures(self):
+        """Distinct architectures: token sequences that decode to the same arch dict (widths
+        rounded to the same multiple, repeats clipped at ``min_repeats``) count once. A stage
+        decodes from its own tokens only, so this is the product of the stages' counts."""
+        total = 1
+        for s in self.searchable_stages:
+            opts = [self._stage_opts(s, d) for d in DECISIONS]
+            seen = set()
+            for gop, dsm, exp, mult, delta in itertools.product(*opts):
+                stride = 1 if dsm is None else self.base_arch['strides'][s]
+                seen.add((gop, dsm, stride, exp, self.stage_width(s, gop, dsm, mult),
+                          max(self.min_repeats, self.base_arch['repeats'][s] + delta)))
+            total *= len(seen)
+        return total
+
+    def signature(self):
+        """The space as plain data (the choices of every token, in order, and the base
+        network): a resumed search must have the same."""
+        return dict(decisions=[[s, d, [o for o in opts]] for s, d, opts in self.decisions],
+                    base_arch=copy.deepcopy(self.base_arch), width_divisor=self.width_divisor,
+                    round_attention_widths=self.round_attention_widths,
+                    min_repeats=self.min_repeats)
+
+    @staticmethod
+    def arch_key(arch):
+        """The cache key of a decoded arch dict."""
+        import json
+        return json.dumps(arch, sort_keys=True, separators=(',', ':'))
+
     def describe(self):
         """A short human-readable description, with the size."""
         lines = [f'UniNet search space: {len(self.searchable_stages)} searchable stages '
                  f'{self.searchable_stages} of {self.num_stages}, {self.num_tokens} tokens, '
-                 f'{self.size:.3e} architectures (10^{math.log10(self.size):.1f})']
+                 f'{self.size:.3e} token sequences (10^{math.log10(self.size):.1f}), '
+                 f'{self.num_architectures:.3e} distinct architectures']
         for d in DECISIONS:
             lines.append(f'  {d:<13}{self.choices[d]}')
         for s, over in sorted(self.stage_choices.items()):

@@ -8,7 +8,25 @@ hold everything needed to continue exactly where a checkpoint left off.
 """
 import random
 
+import torch
+
 from .controller import PPOController
+from .registry import STRATEGIES, build_from
+
+
+def rng_state(rng):
+    """A :class:`random.Random` state as a tensor (a checkpoint stores it in microseconds;
+    625 Python ints take milliseconds to pickle)."""
+    version, internal, gauss = rng.getstate()
+    return dict(version=version, internal=torch.tensor(internal, dtype=torch.int64),
+                gauss=gauss)
+
+
+def set_rng_state(rng, state):
+    if isinstance(state, dict):
+        state = (state['version'], tuple(int(x) for x in state['internal'].tolist()),
+                 state['gauss'])
+    rng.setstate(state)
 
 
 class Strategy:
@@ -35,6 +53,7 @@ class Strategy:
         return [rng.randrange(n) for n in self.num_choices]
 
 
+@STRATEGIES.register_module(name='random')
 class RandomSearch(Strategy):
     """Uniform random token sequences."""
     name = 'random'
@@ -47,12 +66,13 @@ class RandomSearch(Strategy):
         return [self._random_tokens(self.rng) for _ in range(n)]
 
     def state_dict(self):
-        return dict(rng=self.rng.getstate())
+        return dict(rng=rng_state(self.rng))
 
     def load_state_dict(self, state):
-        self.rng.setstate(state['rng'])
+        set_rng_state(self.rng, state['rng'])
 
 
+@STRATEGIES.register_module(name='evolution')
 class RegularizedEvolution(Strategy):
     """Aging evolution: a population of ``population_size`` random candidates; then each child
     is the best of ``sample_size`` members drawn at random, with ``mutations`` tokens
@@ -99,26 +119,60 @@ class RegularizedEvolution(Strategy):
         return dict(population=len(self.population))
 
     def state_dict(self):
-        return dict(rng=self.rng.getstate(), population=[list(m) for m in self.population],
+        return dict(rng=rng_state(self.rng), population=[list(m) for m in self.population],
                     proposed=self.proposed)
 
     def load_state_dict(self, state):
-        self.rng.setstate(state['rng'])
+        set_rng_state(self.rng, state['rng'])
         self.population = [(list(t), r) for t, r in state['population']]
         self.proposed = state['proposed']
 
 
+@STRATEGIES.register_module(name='ppo')
 class PPOSearch(Strategy):
-    """The paper's controller: an LSTM policy trained by PPO, one update per batch."""
+    """The paper's controller: an LSTM policy trained by PPO, one update per batch.
+
+    ``unique=True`` re-draws (up to ``max_redraws`` times) a sequence this search has already
+    proposed, so a converging policy spends the budget on new candidates; the remaining
+    keyword arguments go to :class:`PPOController`.
+    """
     name = 'ppo'
 
-    def __init__(self, num_choices, seed=0, **controller_kwargs):
+    def __init__(self, num_choices, seed=0, unique=True, max_redraws=20, **controller_kwargs):
         super().__init__(num_choices, seed)
         self.controller = PPOController(self.num_choices, seed=self.seed, **controller_kwargs)
+        self.unique, self.max_redraws = bool(unique), int(max_redraws)
+        self.seen = set()
         self.pending_log_probs = None
 
     def propose(self, n):
-        tokens, logp = self.controller.sample(n)
+        tokens, logp = self.controller.sample(n, per_token=True)
+        if self.unique:
+            keep, fresh = [], set()
+            for i, t in enumerate(tokens):
+                if tuple(t) not in self.seen and tuple(t) not in fresh:
+                    keep.append(i)
+                    fresh.add(tuple(t))
+            out_t = [tokens[i] for i in keep]
+            out_p = [logp[i] for i in keep]
+            for _ in range(self.max_redraws):  # re-draw the repeats, in batches
+                if len(out_t) == n:
+                    break
+                more_t, more_p = self.controller.sample(max(4 * n, 32), per_token=True)
+                for t, lp in zip(more_t, more_p):
+                    if len(out_t) < n and tuple(t) not in self.seen and tuple(t) not in fresh:
+                        out_t.append(t)
+                        out_p.append(lp)
+                        fresh.add(tuple(t))
+            taken = set(keep)
+            for i in range(n):  # the policy has (almost) nothing new left: repeats allowed
+                if len(out_t) == n:
+                    break
+                if i not in taken:
+                    out_t.append(tokens[i])
+                    out_p.append(logp[i])
+            tokens, logp = out_t, out_p
+            self.seen.update(tuple(t) for t in tokens)
         self.pending_log_probs = logp
         return tokens
 
@@ -131,22 +185,20 @@ class PPOSearch(Strategy):
 
     def state_dict(self):
         return dict(controller=self.controller.state_dict(),
-                    pending_log_probs=self.pending_log_probs)
+                    pending_log_probs=self.pending_log_probs,
+                    seen=torch.tensor(sorted(self.seen), dtype=torch.int64).reshape(
+                        len(self.seen), len(self.num_choices)))
 
     def load_state_dict(self, state):
         self.controller.load_state_dict(state['controller'])
         self.pending_log_probs = state['pending_log_probs']
-
-
-STRATEGIES = {cls.name: cls for cls in (PPOSearch, RandomSearch, RegularizedEvolution)}
+        seen = state.get('seen')
+        self.seen = set() if seen is None else {tuple(t) for t in torch.as_tensor(seen).tolist()}
 
 
 def build_strategy(cfg, num_choices, seed=0):
-    """``dict(type='ppo' | 'random' | 'evolution', **kwargs)`` -> a :class:`Strategy`."""
+    """``dict(type='ppo' | 'random' | 'evolution' | <registered>, **kwargs)`` -> a strategy."""
     cfg = dict(cfg)
-    kind = cfg.pop('type', None)
-    if kind not in STRATEGIES:
-        raise KeyError(f'unknown search strategy {kind!r}; valid strategies are '
-                       f'{sorted(STRATEGIES)}')
     cfg.pop('name', None)
-    return STRATEGIES[kind](num_choices, seed=cfg.pop('seed', seed), **cfg)
+    cfg.setdefault('seed', seed)
+    return build_from(STRATEGIES, 'search strategy', cfg, num_choices=num_choices)
