@@ -12,9 +12,15 @@ DATASETS=${2:-all}
 SEEDS=${3:-30}
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1
-for noise in 0 0.01; do
-  "$PY" tools/search_benchmark.py --nasbench-graph "$DATASETS" --seeds "$SEEDS" \
-    --budgets 100,300 --noise "$noise" --out "$OUT/noise$noise"
+if [ "$DATASETS" = all ]; then
+  DATASETS=cora,citeseer,pubmed,cs,physics,photo,computers,arxiv,proteins
+fi
+for ds in ${DATASETS//,/ }; do
+  for noise in 0 0.01; do
+    [ -f "$OUT/noise$noise/$ds/summary.json" ] && continue   # done before: rerun continues
+    "$PY" tools/search_benchmark.py --nasbench-graph "$ds" --seeds "$SEEDS" \
+      --budgets 100,300 --noise "$noise" --out "$OUT/noise$noise/$ds"
+  done
 done
 "$PY" - "$OUT" <<'PY'
 import glob, json, os.path as osp, sys

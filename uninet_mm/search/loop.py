@@ -316,6 +316,11 @@ class SearchRun:
             next_index, pending = state['next_index'], state['pending']
             self.history = json.loads(state.get('history') or '[]')
         elif mine:
+            legacy = osp.splitext(self.ckpt_path)[0] + '.pkl'
+            if osp.isfile(legacy):
+                raise RuntimeError(f'search: {legacy} is a plain pickle of an older version; '
+                                   f'it is not loaded (unpickling can run code): start a new '
+                                   f'work dir')
             raise RuntimeError(f'search: {self.work_dir} has results of {self.name!r} but no '
                                f'checkpoint {self.ckpt_path}; cannot resume consistently')
         if self.progress is not None:

@@ -157,6 +157,10 @@ class TabularSpace:
                 f'{self.num_choices}, {self.size} token sequences, {len(self.table)} in the '
                 f'table, {self.num_architectures} distinct architectures')
 
+    def signature(self):
+        return dict(table=self.table.name, num_choices=list(self.num_choices),
+                    entries=len(self.table))
+
     def decode(self, tokens):
         e = self.table.get(tokens)
         return None if e is None else e.arch
