@@ -615,7 +615,7 @@ def test_wilcoxon_direction_and_a12_against_hand_computed_cases():
 def test_benchmark_summary_shape_and_p_value_direction():
     from uninet_mm.search.benchmark import summarise
     good = [0.5 + 0.01 * s for s in range(8)]
-    bad = [v - 0.005 * (1 + s % 3) for s, v in enumerate(good)]
+    bad = [v - 0.001 * (1 + s) for s, v in enumerate(good)]  # distinct: exact test
     curves = {'a': {s: dict(curve=[good[s]] * 3, distinct=[1, 2, 3]) for s in range(8)},
               'b': {s: dict(curve=[bad[s]] * 3, distinct=[1, 2, 2]) for s in range(8)}}
     out = summarise(curves, [2, 3], ['a', 'b'], 8)
