@@ -76,6 +76,16 @@ def test_paper_space_size_and_decode_builds_as_is():
         assert space.encode(choices) == tokens
 
 
+def test_distinct_architectures_counted_against_a_naive_enumeration():
+    import itertools
+    space = demo_space(searchable_stages=[1, 5], choices=dict(
+        expansion=[2, 3], width_mult=[0.5, 0.75, 1.0], repeat_delta=[-2, -1, 0]))
+    archs = {json.dumps(space.decode(t), sort_keys=True)
+             for t in itertools.product(*[range(n) for n in space.num_choices])}
+    assert space.size == 270 ** 2
+    assert space.num_architectures == len(archs) < space.size
+
+
 def test_width_and_repeat_rules():
     space = demo_space()
     rng = random.Random(1)
@@ -466,7 +476,8 @@ def test_tool_prints_the_space(capsys):
     assert search_tool.main([osp.join(REPO, 'configs/search/uninet_space.py'),
                              '--print-space']) == 0
     out = capsys.readouterr().out
-    assert '2.317e+16 architectures' in out and 'repeat_delta [-2, -1, 0, 1, 2]' in out
+    assert '2.317e+16 token sequences' in out and 'repeat_delta [-2, -1, 0, 1, 2]' in out
+    assert 'distinct architectures' in out
     assert search_tool.main(['--demo', '--print-space']) == 0
     assert 'head_dim 16, input 32' in capsys.readouterr().out
 
@@ -809,6 +820,7 @@ strategies = [dict(type='random')]
 search = dict(budget=4, batch_size=2, seed=0)
 executor = dict(type='serial')
 export = dict(topk=0)
+multiseed = dict(seeds=3, budget=4, evaluator=dict(type='Synthetic', best_tokens=[1] * 25))
 """
 
 
@@ -826,6 +838,9 @@ def test_tool_resume_checks_and_never_overwrites_the_config(tmp_path, capsys):
             '--work-dir', work, '--resume'])
     assert search_tool.main([cfg, '--work-dir', work]) == 0
     assert not osp.exists(osp.join(work, 'topk'))           # topk=0: nothing exported
+    summary = open(osp.join(work, 'summary.md')).read()     # the multi-seed part: mean +- sem
+    assert 'Multi-seed comparison (Synthetic evaluator, 3 seeds x 4 candidates' in summary
+    assert '| random | ' in summary and ' +- ' in summary
     saved = open(osp.join(work, 'search_config.py')).read()
     _write(cfg, _TOOL_CONFIG.format(base=DEMO_BASE, gops=['LSA', 'SA', 'Conv', 'DWConv',
                                                           'MLP']))
@@ -838,3 +853,15 @@ def _write(path, text):
     with open(path, 'w') as f:
         f.write(text)
     return path
+
+
+def test_out_of_memory_is_an_infrastructure_failure():
+    class OOM(SyntheticEvaluator):
+        def __call__(self, arch, tokens=None, seed=0):
+            raise MemoryError('out of memory')
+
+    out = run_candidate(OOM(best_tokens=[0]), dict(arch=None, tokens=[0], seed=0))
+    assert out['status'] == 'failed' and out['infrastructure'] is True
+    out = run_candidate(SyntheticEvaluator(best_tokens=[0], fail_on=(0, 0)),
+                        dict(arch=None, tokens=[0], seed=0))
+    assert out['status'] == 'failed' and 'infrastructure' not in out

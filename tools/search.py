@@ -152,6 +152,11 @@ def main(argv=None):
             if args.resume:
                 raise SystemExit(str(e)) from None
             raise
+        ent = [h['entropy'] for h in run.history if 'entropy' in h]
+        if ent and hasattr(run.strategy, 'controller'):
+            print(f'{run.name}: policy entropy {ent[0]:.2f} -> {ent[-1]:.2f} nats (uniform: '
+                  f'{run.strategy.controller.max_entropy():.2f}) over {len(ent)} updates',
+                  flush=True)
     multi = None
     if cfg.get('multiseed') and not args.no_multiseed:
         multi = run_multiseed(cfg, space, executor, work_dir, alpha, names, batch_size)

@@ -4,9 +4,13 @@ proxy-training and zero-cost evaluators, serial or Ray execution, a durable resu
 resume, and the exports (top-k configs, Pareto plot, summary). ``tools/search.py`` runs it.
 
 One concept per module: ``space`` (tokens <-> arch dicts), ``controller`` (policy + PPO),
-``strategies`` (PPO / random / evolution), ``evaluators`` (proxy training, NASWOT, synthetic;
-the reward), ``executor`` (serial / Ray), ``results`` (the results file), ``loop`` (the
-resumable search loop, progress), ``export`` (configs, plot, tables).
+``strategies`` (PPO / random / evolution), ``reward`` (the reward, alpha and target),
+``runner`` (Runner plumbing of the proxies), ``proxy`` (proxy training), ``zero_cost``
+(NASWOT), ``evaluators`` (synthetic, ``build_evaluator``), ``registry`` (MMEngine registries
+of strategies, evaluators, executors), ``executor`` (serial / Ray), ``results`` (the results
+file), ``loop`` (the resumable search loop, progress), ``export`` (configs, plot, tables),
+``tabular`` and ``nasbench_graph`` (tabular benchmarks), ``stats`` and ``benchmark`` (the
+multi-seed harness of ``tools/search_benchmark.py``).
 """
 from .controller import LSTMPolicy, PPOController
 from .evaluators import (ProxyTrainEvaluator, SyntheticEvaluator, ZeroCostEvaluator,
@@ -16,9 +20,11 @@ from .export import (export_topk, pareto_front, pareto_plot, strategy_stats, sum
                      top_k)
 from .loop import Progress, SearchRun, resolve_target, run_candidate
 from .results import ResultsFile
+from .registry import EVALUATORS, EXECUTORS, STRATEGIES
 from .space import (DECISIONS, PAPER_CHOICES, SearchSpace, SearchSpaceError,
                     build_search_space)
 from .strategies import (PPOSearch, RandomSearch, RegularizedEvolution, build_strategy)
+from .tabular import Table, TabularEvaluator, TabularSpace, load_table
 
 __all__ = [
     'LSTMPolicy', 'PPOController', 'ProxyTrainEvaluator', 'SyntheticEvaluator',
@@ -27,5 +33,6 @@ __all__ = [
     'pareto_plot', 'strategy_stats', 'summary_table', 'top_k', 'Progress', 'SearchRun',
     'resolve_target', 'run_candidate', 'ResultsFile', 'DECISIONS', 'PAPER_CHOICES',
     'SearchSpace', 'SearchSpaceError', 'build_search_space', 'PPOSearch', 'RandomSearch',
-    'RegularizedEvolution', 'build_strategy'
+    'RegularizedEvolution', 'build_strategy', 'STRATEGIES', 'EVALUATORS', 'EXECUTORS', 'Table',
+    'TabularEvaluator', 'TabularSpace', 'load_table'
 ]

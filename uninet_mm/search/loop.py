@@ -57,8 +57,17 @@ def run_candidate(evaluator, job):
     except Exception as e:  # noqa: BLE001  (any failure of a candidate is recorded)
         out = dict(status='failed', error=f'{type(e).__name__}: {e}',
                    traceback=''.join(traceback.format_exc(limit=-4)))
+        if _out_of_memory(e):  # the machine's fault, not the candidate's: retried
+            out['infrastructure'] = True
     out['time'] = time.time() - t0
     return out
+
+
+def _out_of_memory(e):
+    import torch
+    oom = (MemoryError,) + ((torch.OutOfMemoryError,) if hasattr(torch, 'OutOfMemoryError')
+                            else ())
+    return isinstance(e, oom)
 
 
 class _CandidateFn:
