@@ -79,10 +79,11 @@ def test_paper_space_size_and_decode_builds_as_is():
 def test_distinct_architectures_counted_against_a_naive_enumeration():
     import itertools
     space = demo_space(searchable_stages=[1, 5], choices=dict(
-        expansion=[2, 3], width_mult=[0.5, 0.75, 1.0], repeat_delta=[-2, -1, 0]))
+        gop=['SA', 'DWConv', 'MLP'], dsm=['L', 'LG'], expansion=[2, 3],
+        width_mult=[0.5, 0.75, 1.0], repeat_delta=[-2, -1, 0]))
     archs = {json.dumps(space.decode(t), sort_keys=True)
              for t in itertools.product(*[range(n) for n in space.num_choices])}
-    assert space.size == 270 ** 2
+    assert space.size == 108 ** 2
     assert space.num_architectures == len(archs) < space.size
 
 
@@ -638,6 +639,7 @@ def test_benchmark_summary_shape_and_p_value_direction():
     assert out['budgets']['3']['b']['distinct_mean'] == 2
 
 
+@pytest.mark.slow  # a start-up of tools/search_benchmark.py and its worker processes
 def test_search_benchmark_tool_writes_summary_and_plot(tmp_path):
     path, _ = _small_table(tmp_path)
     out = osp.join(tmp_path, 'bench')
@@ -705,6 +707,7 @@ def test_bench_unpickler_decodes_numpy_scalars_and_refuses_code(tmp_path):
         read_bench(evil)
 
 
+@pytest.mark.slow  # canonical hashes of 59,049 sequences
 def test_nasbench_graph_bundled_table():
     pytest.importorskip('nas_bench_graph')
     from nas_bench_graph.architecture import Arch, gnn_list, link_list
