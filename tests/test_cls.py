@@ -230,8 +230,7 @@ def test_config_built_classifier_matches_released_model_logits():
     """configs/cls/uninet_b1_in1k.py built as is, loaded with a converted random released B1
     checkpoint, fed uint8 BGR images through its data preprocessor, gives the released model's
     logits on the same images normalised by hand."""
-    released = pytest.importorskip('uninet_mm.converters.released')
-    official = pytest.importorskip('uninet_mm.converters.official')
+    from uninet_mm.converters import official, released
     cfg = load_cfg(IN1K[1])
     model = MODELS.build(cfg.model).eval()
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)

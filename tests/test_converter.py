@@ -205,8 +205,9 @@ def test_rename_tables_cover_every_released_key():
 
 def test_convert_tool(tmp_path, capsys):
     import importlib.util
-    spec = importlib.util.spec_from_file_location('convert_official_tool',
-                                                  'tools/convert_official.py')
+    import os.path as osp
+    spec = importlib.util.spec_from_file_location('convert_official_tool', osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'convert_official.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     ref, g = _released('b0')

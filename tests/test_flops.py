@@ -18,7 +18,9 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('get_flops_tool', 'tools/get_flops.py')
+    import os.path as osp
+    spec = importlib.util.spec_from_file_location('get_flops_tool', osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'get_flops.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool

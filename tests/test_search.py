@@ -485,8 +485,9 @@ def test_tool_prints_the_space(capsys):
 
 # -- Ray -----------------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.skipif(not ray_available(), reason='Ray is not installed (optional)')
 def test_ray_executor_gives_the_serial_results(tmp_path):
+    # Ray is installed by the search extra (requirements/search.txt, tools/setup_env.sh)
+    assert ray_available(), 'Ray is missing: pip install -r requirements/search.txt'
     from uninet_mm.search import RayExecutor
     space = demo_space()
     best = random.Random(2).choices(range(3), k=25)
