@@ -124,7 +124,9 @@ def test_config_loads_and_builds(path):
 @pytest.mark.parametrize('path', distinct_models(DET_CONFIGS), ids=osp.basename)
 def test_det_train_iteration_and_eval(path, tiny_data, tmp_path):
     from mmdet.evaluation import CocoMetric
+    from test_metrics import coco_ap_by_pycocotools, coco_cat_ids, det_results_of
     cfg = load_cfg(path)
+    cfg.model.test_cfg.rcnn.score_thr = 0.0  # an almost untrained detector: keep every box
     model = build(cfg)
     batch, dataset = det_batch(tiny_data)
     train_iteration(cfg, model, batch)
@@ -138,12 +140,19 @@ def test_det_train_iteration_and_eval(path, tiny_data, tmp_path):
         assert inst.bboxes.shape[1] == 4
     for p in preds:  # the COCO models have 80 classes, the tiny data 5
         p.pred_instances = p.pred_instances[p.pred_instances.labels < len(ds.CLASSES)]
-    metric = CocoMetric(ann_file=osp.join(tiny_data, 'coco/annotations/instances_val.json'),
-                        metric=['bbox', 'segm'], outfile_prefix=str(tmp_path / 'res'))
+    assert all(len(p.pred_instances) for p in preds), 'no predictions: AP would mean nothing'
+    ann_file = osp.join(tiny_data, 'coco/annotations/instances_val.json')
+    metric = CocoMetric(ann_file=ann_file, metric=['bbox', 'segm'],
+                        outfile_prefix=str(tmp_path / 'res'))
     metric.dataset_meta = dataset.metainfo
     metric.process(batch, [p.to_dict() for p in preds])
     results = metric.evaluate(len(preds))
-    assert 'coco/bbox_mAP' in results or not any(len(p.pred_instances) for p in preds)
+    # the same boxes through pycocotools directly (our own xyxy -> xywh and class ids)
+    ref = coco_ap_by_pycocotools(ann_file, det_results_of(
+        [p.pred_instances for p in preds], [p.img_id for p in preds],
+        coco_cat_ids(ann_file, dataset.metainfo['classes'])))
+    assert results['coco/bbox_mAP'] == pytest.approx(ref, abs=6e-4)  # CocoMetric rounds to 3
+    assert 'coco/segm_mAP' in results
 
 
 @pytest.mark.parametrize('path', distinct_models(SEG_CONFIGS), ids=osp.basename)
@@ -164,12 +173,15 @@ def test_seg_train_iteration_and_eval(path, tiny_data):
     for pred in preds:
         assert pred.pred_sem_seg.data.shape[-2:] == IMG_HW
         assert pred.seg_logits.data.shape[-2:] == IMG_HW
+    from test_metrics import miou_by_hand
+    classes = cfg.get('classes', ds.SEG_CLASSES) if 'demo' in path else tuple(range(150))
     metric = IoUMetric(iou_metrics=['mIoU'])
-    metric.dataset_meta = dict(dataset.metainfo, classes=cfg.get('classes', ds.SEG_CLASSES)
-                               if 'demo' in path else tuple(range(150)))
+    metric.dataset_meta = dict(dataset.metainfo, classes=classes)
     metric.process(batch, [p.to_dict() for p in preds])
     results = metric.evaluate(len(preds))
-    assert 0 <= results['mIoU'] <= 100
+    ref = miou_by_hand([(p.pred_sem_seg.data[0].numpy(), p.gt_sem_seg.data[0].numpy())
+                        for p in preds], len(classes))
+    assert results['mIoU'] == pytest.approx(ref, abs=6e-3)  # IoUMetric rounds to 2 decimals
 
 
 def test_whole_inference_any_size():
