@@ -80,10 +80,9 @@ def conv2d(x, conv):
                     y, xx = i * sh + a - ph, j * sw + b - pw
                     if not (0 <= y < H and 0 <= xx < W):
                         continue  # zero padding
-                    pix = x[:, :, y, xx]  # (B, C)
-                    for o in range(O):
-                        grp = o // per_group
-                        out[:, o, i, j] += pix[:, grp * Cg:(grp + 1) * Cg] @ weight[o, :, a, b]
+                    pix = x[:, :, y, xx].reshape(B, groups, Cg)  # (B, groups, C / groups)
+                    w_tap = weight[:, :, a, b].reshape(groups, per_group, Cg)
+                    out[:, :, i, j] += (pix[:, :, None, :] * w_tap).sum(-1).reshape(B, O)
     if conv.bias is not None:
         out += conv.bias.view(1, -1, 1, 1)
     return out

@@ -121,10 +121,58 @@ def copy_repo(dst):
             shutil.copy2(src, osp.join(dst, name))
 
 
-def run_tests(repo, tests, timeout):
+PYTEST_ARGS = ['-x', '-q', '-p', 'no:cacheprovider', '-m', 'not slow']
+#: third-party imports that take most of a test run's start-up (uninet_mm imports them all)
+HEAVY = ('torch', 'mmengine', 'mmcv', 'mmdet.models', 'mmseg.models', 'mmpretrain.models',
+         'pycocotools.coco', 'pytest', 'hypothesis')
+
+
+def preload():
+    """Import the libraries once; each mutant then runs in a fork of this process, which has
+    not imported uninet_mm (the mutated copy is imported fresh in the child)."""
+    import importlib
+    for name in HEAVY:
+        importlib.import_module(name)
+    assert not any(m == 'uninet_mm' or m.startswith('uninet_mm.') for m in sys.modules)
+
+
+def run_forked(repo, tests, timeout):
+    """pytest in a forked child (cwd and sys.path at the copy); returns (exit code, '')."""
+    out = osp.join(repo, '.mutation_log')
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 3
+        try:
+            os.chdir(repo)
+            sys.path.insert(0, repo)
+            os.environ['PYTHONPATH'] = repo
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            import pytest
+            code = int(pytest.main([*PYTEST_ARGS, *tests]))
+        finally:
+            os._exit(code)
+    t0 = time.time()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.time() - t0 > timeout:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return 'timeout', ''
+        time.sleep(0.2)
+    with open(out, errors='replace') as f:
+        lines = f.read().strip().splitlines()
+    return os.waitstatus_to_exitcode(status), lines[-1] if lines else ''
+
+
+def run_tests(repo, tests, timeout, fork=False):
+    if fork:
+        return run_forked(repo, tests, timeout)
     env = dict(os.environ, PYTHONPATH=repo, OMP_NUM_THREADS='1', PYTHONDONTWRITEBYTECODE='1')
-    cmd = [sys.executable, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider', '-m',
-           'not slow', *tests]
+    cmd = [sys.executable, '-m', 'pytest', *PYTEST_ARGS, *tests]
     try:
         proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True,
                               timeout=timeout)
@@ -143,6 +191,9 @@ def main(argv=None):
     parser.add_argument('--timeout', type=float, default=900, help='seconds per test run')
     parser.add_argument('--no-baseline', action='store_true',
                         help='skip checking that the tests pass without a mutation')
+    parser.add_argument('--no-fork', action='store_true',
+                        help='a fresh interpreter per mutant (slower: every run imports torch '
+                        'and the OpenMMLab libraries again)')
     parser.add_argument('--list', action='store_true')
     args = parser.parse_args(argv)
     todo = [m for m in MUTATIONS if (not args.only or m['id'] in args.only)
@@ -156,11 +207,16 @@ def main(argv=None):
             print(f"{m['id']:32s} {m['file']:36s} {m['what']}")
         return 0
     rows, stale = [], []
+    fork = not args.no_fork and hasattr(os, 'fork')
+    if fork:
+        os.environ.setdefault('OMP_NUM_THREADS', '1')
+        sys.dont_write_bytecode = True
+        preload()
     with tempfile.TemporaryDirectory(prefix='uninet-mutants-') as repo:
         copy_repo(repo)
         if not args.no_baseline:
             tests = sorted({t for m in todo for t in (args.tests or m['tests'])})
-            rc, tail = run_tests(repo, tests, args.timeout)
+            rc, tail = run_tests(repo, tests, args.timeout, fork)
             print(f'baseline (no mutation): exit {rc}: {tail}', flush=True)
             if rc != 0:
                 print('!! the tests fail without any mutation: fix them first', file=sys.stderr)
@@ -178,7 +234,7 @@ def main(argv=None):
             try:
                 with open(path, 'w') as f:
                     f.write(original.replace(m['old'], m['new']))
-                rc, tail = run_tests(repo, args.tests or m['tests'], args.timeout)
+                rc, tail = run_tests(repo, args.tests or m['tests'], args.timeout, fork)
             finally:
                 with open(path, 'w') as f:
                     f.write(original)
