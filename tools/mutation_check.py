@@ -49,15 +49,13 @@ MUTATIONS = [
          old='parent = max(contenders, key=lambda m: m[1])[0]',
          new='parent = min(contenders, key=lambda m: m[1])[0]',
          tests=[SEARCH], issue=True, what='evolution picks the worst tournament member'),
-    dict(id='naswot_sign', file='uninet_mm/search/evaluators.py',
+    dict(id='naswot_sign', file='uninet_mm/search/zero_cost.py',
          old="score = float(logdet) if sign > 0 else float('-inf')",
          new="score = -float(logdet) if sign > 0 else float('-inf')",
          tests=[SEARCH], issue=True, what="the NASWOT score's sign flipped"),
     dict(id='loop_candidate_flops_as_target', file='uninet_mm/search/loop.py',
-         old="compute_reward(rec['accuracy'], rec['flops'],\n"
-             "                                               self.target_flops, self.alpha)",
-         new="compute_reward(rec['accuracy'], rec['flops'],\n"
-             "                                               rec['flops'], self.alpha)",
+         old="rec['accuracy'], rec['flops'], self.target_flops, self.alpha))",
+         new="rec['accuracy'], rec['flops'], rec['flops'], self.alpha))",
          tests=[SEARCH], issue=True,
          what="the loop passes the candidate's FLOPs as the target"),
     # ---- further mutations
@@ -95,10 +93,10 @@ MUTATIONS = [
     dict(id='evolution_youngest_dies', file='uninet_mm/search/strategies.py',
          old='self.population.pop(0)', new='self.population.pop()',
          tests=[SEARCH], what='the newest member dies instead of the oldest'),
-    dict(id='naswot_codes_ge', file='uninet_mm/search/evaluators.py',
+    dict(id='naswot_codes_ge', file='uninet_mm/search/zero_cost.py',
          old='codes.append((inputs[0] > 0)', new='codes.append((inputs[0] >= 0)',
          tests=[SEARCH], what='NASWOT codes x >= 0 instead of x > 0'),
-    dict(id='reward_target_zero_allowed', file='uninet_mm/search/evaluators.py',
+    dict(id='reward_target_zero_allowed', file='uninet_mm/search/reward.py',
          old='if target <= 0:', new='if target < 0:',
          tests=[SEARCH, 'tests/test_search.py::test_reward_equals_accuracy_at_target_and_falls'
                 '_with_flops'],
