@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from uninet_mm.models import UniNet, deploy_ops
-from uninet_mm.models.gops import ConvGOP, TokenGOP
+from uninet_mm.models.deploy import DeployedConvGOP, DeployedTokenGOP
+from uninet_mm.models.gops import TokenGOP
 
 # every GOP and DSM, so every fuse_conv_bn() method is exercised
 MIXED_ARCH = dict(gops=['DWConv', 'Conv', 'SA', 'LSA', 'MLP', 'SA'],
@@ -98,8 +99,8 @@ def test_deploy_matches_plain(arch, size, monkeypatch):
     assert all(o.is_contiguous(memory_format=torch.channels_last) for o in out_cl)
     assert not any(isinstance(m, _BatchNorm) for m in deployed.modules())
     for m in deployed.modules():
-        if isinstance(m, TokenGOP):
-            assert m.gamma2 is None  # layer scale folded into the FFN's fc2
+        if isinstance(m, DeployedTokenGOP):
+            assert not hasattr(m, 'gamma2')  # layer scale folded into the FFN's fc2
     with torch.no_grad():
         assert_same(ref, deployed.switch_to_deploy()(x))  # idempotent
 
@@ -152,7 +153,7 @@ def test_deployed_backbone_refuses_training():
     with pytest.raises(RuntimeError, match='inference form.*build the model again'):
         model.train()
     model.eval()  # evaluation mode stays allowed
-    assert isinstance(model.stages[1].blocks[0], ConvGOP) and model.stages[1].blocks[0].deploy
+    assert isinstance(model.stages[1].blocks[0], DeployedConvGOP) and model.deploy
 
 
 

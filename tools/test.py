@@ -12,8 +12,11 @@ writes the predicted label maps into that directory (as MMSegmentation's test sc
 ``--fuse-conv-bn``: fold every BatchNorm into the convolution next to it once the checkpoint
 is loaded (the ``fuse_conv_bn()`` of modules that define one, e.g. the UniNet backbone, then
 ``mmcv.cnn.fuse_conv_bn`` for the rest of the model).
-``--deploy``: as ``--fuse-conv-bn``, and modules with an inference form take it
-(``switch_to_deploy()``: the UniNet backbone's fused oneDNN kernels on CPU; same outputs).
+``--deploy``: as ``--fuse-conv-bn``, and modules with an inference form take it (the UniNet
+backbone's ``switch_to_deploy()``: deployed modules on fused oneDNN kernels on CPU; same
+outputs). Both through ``uninet_mm.engine.InferenceFormHook``. A checkpoint already converted by
+``tools/model_converters/reparameterize_model.py`` runs with
+``--cfg-options model.backbone.deploy=True``.
 """
 import argparse
 import os
@@ -26,10 +29,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from uninet_mm.engine import InferenceFormHook  # noqa: E402,F401  (registered; tests use it)
 from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
 
 
@@ -66,41 +68,6 @@ def parse_args(argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def outermost_with(model, method):
-    """The modules of ``model`` that define ``method`` and lie inside no other such module."""
-    found = []
-
-    def visit(module):
-        if callable(getattr(module, method, None)):
-            found.append(module)
-            return
-        for child in module.children():
-            visit(child)
-
-    visit(model)
-    return found
-
-
-class InferenceFormHook(Hook):
-    """Once the checkpoint is loaded (``before_test`` runs after ``Runner.load_or_resume``):
-    fold Conv+BN and, with ``deploy``, switch modules to their inference form."""
-
-    priority = 'VERY_HIGH'
-
-    def __init__(self, deploy=False):
-        self.deploy = deploy
-
-    def before_test(self, runner):
-        from mmcv.cnn import fuse_conv_bn
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        for module in outermost_with(model, 'fuse_conv_bn'):
-            module.fuse_conv_bn()
-        if self.deploy:
-            for module in outermost_with(model, 'switch_to_deploy'):
-                module.switch_to_deploy()
-        fuse_conv_bn(model)  # the neck and heads
 
 
 def setup_visualization(cfg, args, library):
@@ -178,7 +145,7 @@ def main(argv=None):
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.fuse_conv_bn or args.deploy:
-        runner.register_hook(InferenceFormHook(deploy=args.deploy))
+        runner.register_hook(dict(type='InferenceFormHook', deploy=args.deploy))
     if args.out is not None and library != 'mmseg':
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file for {library}, got {args.out!r}')

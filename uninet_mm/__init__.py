@@ -12,5 +12,6 @@ install_safe_globals()
 
 from . import models  # noqa: E402,F401  (registers the models)
 from . import datasets  # noqa: E402,F401  (registers the demo datasets)
+from . import engine  # noqa: E402,F401  (registers the hooks)
 
 __all__ = ['__version__']

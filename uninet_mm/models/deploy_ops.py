@@ -1,4 +1,4 @@
-"""Inference kernels of the deployed backbone (:meth:`UniNet.switch_to_deploy`).
+"""Inference kernels behind the deployed modules of :mod:`~uninet_mm.models.deploy`.
 
 Each function computes exactly what the plain layers compute (fp32, within rounding) and picks
 the fastest kernel for the tensor it gets:
@@ -91,15 +91,16 @@ def gated_conv1x1(x, gate, conv):
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
-def attention(q, k, v):
-    """``softmax(q k^T / sqrt(d)) v`` for (B, heads, N, d) tensors, no mask (Eq. 2): the
-    oneDNN kernel :func:`onednn_attention` for CPU inference (in :func:`kernel_dtype`, also
-    inside ``torch.compile``) with large token counts, ``F.scaled_dot_product_attention``
-    elsewhere."""
+def attention(q, k, v, attn_mask=None):
+    """``softmax(q k^T / sqrt(d)) v`` for (B, heads, N, d) tensors (Eq. 2): the oneDNN kernel
+    :func:`onednn_attention` for unmasked CPU inference (in :func:`kernel_dtype`, also inside
+    ``torch.compile``) with large token counts, ``F.scaled_dot_product_attention``
+    elsewhere (and for an ``attn_mask``)."""
     B, H, Nq, _ = q.shape
     dtype = kernel_dtype(q)
-    if dtype is None or Nq * k.shape[-2] < ONEDNN_ATTENTION_MIN or B * H > 64:
-        return F.scaled_dot_product_attention(q, k, v)
+    if (attn_mask is not None or dtype is None or Nq * k.shape[-2] < ONEDNN_ATTENTION_MIN
+            or B * H > 64):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     return onednn_attention(*_cast(dtype, q, k, v))
 
 

@@ -22,14 +22,13 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import DSMS
-from .layers import (Deployable, fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens,
-                     tokens_to_map)
+from .layers import fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens, tokens_to_map
 
 #: names of the DSMs, as the search space and the arch dicts spell them
 DSM_TYPES = ('L', 'LG', 'G')
 
 
-class DSMBase(Deployable, BaseModule):
+class DSMBase(BaseModule):
     """Shared shortcut and argument checks of the DSMs."""
 
     def __init__(self, in_channels, out_channels, stride=2, head_dim=32, init_cfg=None):
@@ -48,11 +47,6 @@ class DSMBase(Deployable, BaseModule):
         for branch in (getattr(self, 'local', None), getattr(self, 'query', None)):
             if branch is not None:
                 fuse_conv_bn_pairs(branch, [('dw_conv', 'norm')])
-
-    def switch_to_deploy(self):
-        """Inference form: BN folded; attention and projections on :mod:`deploy_ops`."""
-        self.fuse_conv_bn()
-        super().switch_to_deploy()
 
     def local_branch(self, in_channels, out_channels, stride):
         """Strided depth-wise 3x3 conv (with bias), BN, 1x1 conv: the L-DSM main branch and
@@ -101,11 +95,11 @@ class AttentionDSM(DSMBase):
         B = x.shape[0]
         q, q_shape = self.make_queries(x)
         q = self.q_norm(q)
-        kv = self.linear(self.kv_norm(map_to_tokens(x)), self.kv)
+        kv = self.kv(self.kv_norm(map_to_tokens(x)))
         kv = kv.reshape(B, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q = q.reshape(B, -1, self.num_heads, self.head_dim).transpose(1, 2)
-        out = self.attention(q, kv[0], kv[1])
-        out = self.linear(out.transpose(1, 2).reshape(B, -1, self.out_channels), self.proj)
+        out = F.scaled_dot_product_attention(q, kv[0], kv[1])
+        out = self.proj(out.transpose(1, 2).reshape(B, -1, self.out_channels))
         return tokens_to_map(out, q_shape) + self.shortcut(x)
 
 

@@ -24,16 +24,14 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import GOPS
-from . import deploy_ops
-from .layers import (Deployable, DropPath, SqueezeExcite, fold_bn_before_conv,
-                     fold_scale_into_linear, fuse_conv_bn_pairs, init_linear_and_norm,
-                     map_to_tokens, tokens_to_map)
+from .layers import (DropPath, SqueezeExcite, fold_bn_before_conv, fuse_conv_bn_pairs,
+                     init_linear_and_norm, map_to_tokens, tokens_to_map)
 
 #: names of the GOPs, as the search space and the arch dicts spell them
 GOP_TYPES = ('DWConv', 'Conv', 'SA', 'LSA', 'MLP')
 
 
-class ConvGOP(Deployable, BaseModule):
+class ConvGOP(BaseModule):
     """Inverted-residual convolution block (Eq. 1), the released ``MBConv`` layout.
 
     hidden = ``in_channels * expansion``. Expansion (only when hidden != in): BN, 1x1 conv, BN,
@@ -81,23 +79,7 @@ class ConvGOP(Deployable, BaseModule):
             fuse_conv_bn_pairs(self.expand, [('conv', 'norm')])
         fuse_conv_bn_pairs(self, [('conv', 'norm'), ('project', 'project_norm')])
 
-    def switch_to_deploy(self):
-        """Inference form: BN folded; conv+GELU as one kernel; the SE gate scales the
-        projection's weights instead of the expanded map."""
-        self.fuse_conv_bn()
-        super().switch_to_deploy()
-
-    def forward_deploy(self, x):
-        out = x
-        if isinstance(self.expand, nn.Sequential):
-            out = deploy_ops.conv2d(out, self.expand.conv, gelu=True)
-        out = deploy_ops.conv2d(out, self.conv, gelu=True)
-        out = deploy_ops.gated_conv1x1(out, self.se.gate(out), self.project)
-        return self.shortcut(x) + out
-
     def forward(self, x):
-        if self.deploy:
-            return self.forward_deploy(x)
         out = self.act(self.norm(self.conv(self.expand(x))))
         out = self.project_norm(self.project(self.se(out)))
         return self.shortcut(x) + self.drop_path(out)
@@ -115,10 +97,9 @@ class DenseConvGOP(ConvGOP):
     depthwise = False
 
 
-class GlobalAttention(Deployable, nn.Module):
+class GlobalAttention(nn.Module):
     """Multi-head self-attention over all tokens (Eq. 2), through
-    ``scaled_dot_product_attention``: memory linear in the number of tokens. Deployed, the
-    projections and the attention take the :mod:`deploy_ops` kernels."""
+    ``scaled_dot_product_attention``: memory linear in the number of tokens."""
 
     def __init__(self, dim, head_dim=32, window_size=None):
         super().__init__()
@@ -130,10 +111,10 @@ class GlobalAttention(Deployable, nn.Module):
     def attend(self, x, attn_mask=None):
         """x: (B, N, C) -> (B, N, C)."""
         B, N, C = x.shape
-        qkv = self.linear(x, self.qkv)
+        qkv = self.qkv(x)
         qkv = qkv.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = self.attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
-        return self.linear(out.transpose(1, 2).reshape(B, N, C), self.proj)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
     def forward(self, x, hw_shape):
         return self.attend(x)
@@ -196,15 +177,7 @@ class WindowAttention(GlobalAttention):
         return window_reverse(out, hw_shape, padded, self.window_size)
 
 
-def mlp_forward(mlp, x):
-    """``fc2(GELU(fc1(x)))`` of an MLP module (the channel FFN or the token MLP, same layer
-    names); deployed, GELU is fused into fc1."""
-    if mlp.deploy:
-        return deploy_ops.linear(deploy_ops.linear(x, mlp.fc1, gelu=True), mlp.fc2)
-    return mlp.fc2(mlp.act(mlp.fc1(x)))
-
-
-class WindowTokenMLP(Deployable, nn.Module):
+class WindowTokenMLP(nn.Module):
     """Token-mixing MLP (Eq. 3): transpose, FFN over the w*w tokens of each window, transpose
     back. Fixed-size windows make it work at any input size (zero-padded borders)."""
 
@@ -218,11 +191,11 @@ class WindowTokenMLP(Deployable, nn.Module):
 
     def forward(self, x, hw_shape):
         windows, padded, _ = window_partition(x, hw_shape, self.window_size)
-        mixed = mlp_forward(self, windows.transpose(1, 2)).transpose(1, 2)
+        mixed = self.fc2(self.act(self.fc1(windows.transpose(1, 2)))).transpose(1, 2)
         return window_reverse(mixed, hw_shape, padded, self.window_size)
 
 
-class FFN(Deployable, nn.Module):
+class FFN(nn.Module):
     """Channel FFN: Linear c -> c*e, GELU, Linear back (Eq. 4)."""
 
     def __init__(self, dim, expansion):
@@ -232,10 +205,10 @@ class FFN(Deployable, nn.Module):
         self.fc2 = nn.Linear(dim * expansion, dim)
 
     def forward(self, x):
-        return mlp_forward(self, x)
+        return self.fc2(self.act(self.fc1(x)))
 
 
-class TokenGOP(Deployable, BaseModule):
+class TokenGOP(BaseModule):
     """Pre-norm token block: CPE, then ``x + g1 * Mix(LN(x))`` and ``x + g2 * FFN(LN(x))``
     (Eq. 2-4). ``mixer_cls`` picks SA, LSA or the token MLP. When the width changes, a 1x1
     convolution maps ``in_channels`` to ``out_channels`` first (only search candidates whose
@@ -263,30 +236,13 @@ class TokenGOP(Deployable, BaseModule):
         self.drop_path = DropPath(drop_path)
         init_linear_and_norm(self)
 
-    def switch_to_deploy(self):
-        """Inference form: the layer scales folded into the output projections (the token
-        MLP mixes tokens, not channels, so its ``gamma1`` stays), mixer and FFN deployed."""
-        if self.gamma1 is not None and isinstance(getattr(self.mixer, 'proj', None), nn.Linear):
-            fold_scale_into_linear(self.mixer.proj, self.gamma1)
-            self.gamma1 = None
-        if self.gamma2 is not None:
-            fold_scale_into_linear(self.ffn.fc2, self.gamma2)
-            self.gamma2 = None
-        self.mixer.switch_to_deploy()
-        self.ffn.switch_to_deploy()
-        super().switch_to_deploy()
-
-    @staticmethod
-    def scaled(gamma, x):
-        return x if gamma is None else gamma * x
-
     def forward(self, x):
         x = self.in_proj(x)
         x = x + self.pos_embed(x)
         hw_shape = x.shape[2:]
         t = map_to_tokens(x)
-        t = t + self.drop_path(self.scaled(self.gamma1, self.mixer(self.norm1(t), hw_shape)))
-        t = t + self.drop_path(self.scaled(self.gamma2, self.ffn(self.norm2(t))))
+        t = t + self.drop_path(self.gamma1 * self.mixer(self.norm1(t), hw_shape))
+        t = t + self.drop_path(self.gamma2 * self.ffn(self.norm2(t)))
         return tokens_to_map(t, hw_shape)
 
 

@@ -4,8 +4,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model.weight_init import trunc_normal_
 
-from . import deploy_ops
-
 
 def map_to_tokens(x):
     """(B, C, H, W) -> (B, H*W, C). With channels_last memory this is a view."""
@@ -46,28 +44,6 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x):
         return x * self.gate(x)
-
-
-class Deployable:
-    """Mixin of the blocks that have an inference form: ``switch_to_deploy()`` sets
-    ``self.deploy`` (and, in subclasses, folds parameters); forward then takes the
-    :mod:`~uninet_mm.models.deploy_ops` kernels. Like mmpretrain's RepVGG ``switch_to_deploy``,
-    it is one-way: rebuild the model to train again."""
-
-    deploy = False
-
-    def switch_to_deploy(self):
-        self.deploy = True
-
-    def linear(self, x, layer):
-        """``layer(x)``; deployed, through :func:`deploy_ops.linear`."""
-        return deploy_ops.linear(x, layer) if self.deploy else layer(x)
-
-    def attention(self, q, k, v, attn_mask=None):
-        """Scaled dot-product attention; deployed and unmasked, :func:`deploy_ops.attention`."""
-        if self.deploy and attn_mask is None:
-            return deploy_ops.attention(q, k, v)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
 
 
 class DropPath(nn.Module):

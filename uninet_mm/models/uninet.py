@@ -6,6 +6,7 @@ stride_i) followed by ``repeats_i`` GOP blocks of one type at width_i with expan
 Sec. 3.4, Table 3; layout of the released code). ``arch`` is a preset name or a dict of
 per-stage lists, decoded by :func:`parse_arch` whatever its origin (preset, config, search).
 """
+import contextlib
 import copy
 import os.path as osp
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import build_dsm, build_gop, register_model
-from . import deploy_ops
+from .deploy import DeployedStem, register_inference_form, reparameterize, reset_parameters
 from .dsms import DSM_TYPES
 from .gops import GOP_TYPES
 from .layers import fuse_conv_bn_pairs
@@ -140,14 +141,16 @@ class UniNet(BaseModule):
         norm_eval (bool): keep BatchNorm layers in eval mode while training.
         with_cp (bool): activation checkpointing per block (same outputs and gradients).
         drop_path_rate (float): stochastic depth, rising linearly from 0 over all GOP blocks.
+        deploy (bool): build the inference form directly (the structure that
+            :meth:`switch_to_deploy` leaves, with freshly initialised weights), e.g. to load a
+            checkpoint saved by ``tools/model_converters/reparameterize_model.py`` strictly.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=..., prefix=...)``.
             Checkpoints in the released layout are converted on load.
     """
 
-    deploy = False  # set by switch_to_deploy()
-
     def __init__(self, arch='b1', in_channels=3, out_indices=(1, 2, 4, 5), frozen_stages=-1,
-                 norm_eval=False, with_cp=False, drop_path_rate=0., init_cfg=None):
+                 norm_eval=False, with_cp=False, drop_path_rate=0., deploy=False,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.arch = parse_arch(arch)
         arch = self.arch
@@ -165,7 +168,20 @@ class UniNet(BaseModule):
         self.norm_eval = norm_eval
         self.out_channels = [arch['widths'][i] for i in self.out_indices]
         self.out_strides = []
+        self.deploy = False  # True once in the inference form
+        # deploy=True: the training structure, bare (meta tensors), switched to its inference
+        # form and given memory, so that both ways to the inference form build one structure
+        with torch.device('meta') if deploy else contextlib.nullcontext():
+            self._build_layers(arch, in_channels, drop_path_rate, with_cp)
+            if deploy:
+                self.switch_to_deploy()
+        if deploy:
+            self.to_empty(device='cpu')
+            reset_parameters(self)
+            self.to(memory_format=torch.channels_last)
+        self._freeze_stages()
 
+    def _build_layers(self, arch, in_channels, drop_path_rate, with_cp):
         stem_width = arch['stem_width']
         self.stem = nn.Sequential(OrderedDict(
             conv=nn.Conv2d(in_channels, stem_width, 3, 2, 1, bias=False),
@@ -199,7 +215,6 @@ class UniNet(BaseModule):
                                  f'{in_ch} to {width}; give it a DSM or repeats >= 1')
             self.stages.append(UniNetStage(downsample, blocks, with_cp=with_cp))
             self.out_strides.append(stride)
-        self._freeze_stages()
 
     # -- weights ------------------------------------------------------------------------------
     def init_weights(self):
@@ -263,6 +278,8 @@ class UniNet(BaseModule):
         """Fold every BatchNorm into the convolution next to it, in place (inference only: the
         outputs stay the same in eval mode; training afterwards would not update BN
         statistics). Used by ``tools/test.py --fuse-conv-bn`` and the benchmark."""
+        if self.deploy:  # the inference form has no BatchNorm left
+            return self
         fuse_conv_bn_pairs(self.stem, [('conv', 'norm')])
         for m in self.modules():
             if m is not self and hasattr(m, 'fuse_conv_bn'):
@@ -270,18 +287,18 @@ class UniNet(BaseModule):
         return self
 
     def switch_to_deploy(self):
-        """The inference form, in place (``tools/test.py --deploy``, the benchmark's
-        ``--deploy``): :meth:`fuse_conv_bn`, layer scales folded into the projections, GELU
-        fused into the convolution or linear layer before it, the SE gate folded into the
-        projection's weights, oneDNN kernels for convolutions, linear layers and attention on
-        CPU (see :mod:`uninet_mm.models.deploy_ops`), channels_last memory inside so that
-        map <-> token switches are views (the outputs come back in the input's layout). Outputs
-        equal the plain model's within fp32 rounding. One-way: training a deployed backbone is
-        refused; load the checkpoint before switching."""
-        self.fuse_conv_bn()
-        for m in self.modules():
-            if m is not self and hasattr(m, 'switch_to_deploy'):
-                m.switch_to_deploy()
+        """The inference form, in place: the stem and every GOP and DSM are replaced by their
+        deployed modules (:mod:`uninet_mm.models.deploy`: BatchNorm, layer scales and the SE
+        gate folded, GELU fused, oneDNN kernels on CPU), computing in channels_last memory
+        (the outputs come back in the input's layout). Outputs equal the plain model's within
+        fp32 rounding. One-way, like mmpretrain's RepVGG: load the checkpoint first; training a
+        deployed backbone is refused. ``tools/test.py --deploy`` and
+        ``tools/model_converters/reparameterize_model.py`` call it."""
+        if self.deploy:
+            return self
+        self.stem = DeployedStem.from_training(self.stem)
+        for stage in self.stages:
+            reparameterize(stage)
         self.to(memory_format=torch.channels_last)
         self.deploy = True
         return self
@@ -311,17 +328,17 @@ class UniNet(BaseModule):
         return self
 
     def forward(self, x):
-        # deployed: channels_last inside; the outputs keep the input's layout, because not
-        # every consumer honours strides (mmcv's CPU RoIAlign reads NCHW-contiguous memory)
-        restore_layout = self.deploy and x.is_contiguous()
-        if self.deploy:
-            x = x.contiguous(memory_format=torch.channels_last)
-            x = deploy_ops.conv2d(x, self.stem.conv, gelu=True)
-        else:
-            x = self.stem(x)
+        # the maps come back in the input's layout (the deployed form computes in
+        # channels_last), because not every consumer honours strides (mmcv's CPU RoIAlign
+        # reads NCHW-contiguous memory)
+        restore_layout = x.is_contiguous()
+        x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i in self.out_indices:
                 outs.append(x.contiguous() if restore_layout else x)
         return tuple(outs)
+
+
+register_inference_form(UniNet, UniNet.switch_to_deploy)  # in place, the backbone object stays

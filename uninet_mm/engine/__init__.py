@@ -1,0 +1,1 @@
+from .hooks import InferenceFormHook  # noqa: F401
