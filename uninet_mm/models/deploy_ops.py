@@ -78,7 +78,7 @@ def linear(x, layer, gelu=False):
         x, weight, bias = _cast(dtype, x, layer.weight, layer.bias)
         return _MKLDNN._linear_pointwise(x, weight, bias, 'gelu' if gelu else 'none', [],
                                          'none' if gelu else '')
-    out = layer(x)
+    out = F.linear(x, layer.weight, layer.bias)
     return F.gelu(out) if gelu else out
 
 
