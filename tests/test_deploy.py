@@ -216,3 +216,37 @@ def test_reparameterize_tool_refuses_to_overwrite(tmp_path):
     with pytest.raises(SystemExit, match='is the input checkpoint'):
         tool().main([CLS_CONFIG, str(ckpt), str(ckpt), '--force'])
     assert ckpt.read_bytes() == b'trained'
+
+
+@pytest.mark.slow
+def test_converted_checkpoint_tests_like_the_trained_one(tmp_path):
+    """The user path: tools/test.py on the trained checkpoint, then on its conversion with
+    ``--cfg-options model.backbone.deploy=True``: the same segmentation metrics."""
+    import importlib.util
+
+    from uninet_mm.datasets import demo_shapes as ds
+    root = ds.ensure_demo_data(str(tmp_path / 'demo'), seed=5, img_size=96, num_train=2,
+                               num_val=2, seg_img_size=64, seg_num_train=2, seg_num_val=2)
+    config = osp.join(ROOT, 'configs', 'mmseg', 'upernet_uninet_demo.py')
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = trained_like(MODELS.build(Config.fromfile(config).model))
+    ckpt, out = str(tmp_path / 'iter_1.pth'), str(tmp_path / 'deployed.pth')
+    torch.save(dict(meta=dict(iter=1), state_dict=model.state_dict()), ckpt)
+    tool().main([config, ckpt, out])
+
+    spec = importlib.util.spec_from_file_location('uninet_tools_test_13a',
+                                                  osp.join(ROOT, 'tools', 'test.py'))
+    test_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_py)
+    opts = [f'{loader}.{k}' for loader in ('test_dataloader', 'val_dataloader')
+            for k in ('num_workers=0', 'persistent_workers=False', f'dataset.data_root={root}/ade')]
+    trained = test_py.main([config, ckpt, '--work-dir', str(tmp_path / 'w1'),
+                            '--cfg-options', *opts])
+    deployed = test_py.main([config, out, '--work-dir', str(tmp_path / 'w2'), '--cfg-options',
+                             'model.backbone.deploy=True', *opts])
+    assert {'aAcc', 'mIoU'} <= set(deployed)
+    assert abs(deployed['aAcc'] - trained['aAcc']) < 0.1  # same predictions, up to fp ties
+    assert abs(deployed['mIoU'] - trained['mIoU']) < 0.1

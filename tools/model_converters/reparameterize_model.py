@@ -19,9 +19,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
-from uninet_mm.utils.config import library_of  # noqa: E402
-
 PROG = 'reparameterize_model.py'
 
 
@@ -52,13 +49,15 @@ def check_paths(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_paths(args)
+    check_paths(args)  # before the (slow) imports
     import torch
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import load_checkpoint
 
+    import uninet_mm  # noqa: F401  (registers the models; safe checkpoint loading)
     from uninet_mm.models.deploy import reparameterize
+    from uninet_mm.utils.config import library_of
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
