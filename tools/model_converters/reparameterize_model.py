@@ -11,6 +11,8 @@ OUT. The result loads strictly into the model built with ``model.backbone.deploy
     python tools/test.py CONFIG OUT --cfg-options model.backbone.deploy=True
 
 OUT is never the input checkpoint, and an existing OUT is kept unless ``--force`` is given.
+(The Swin/PVT DSM retrofits have no ``deploy=True`` constructor: test those with
+``tools/test.py --deploy`` on the trained checkpoint.)
 """
 import argparse
 import os
