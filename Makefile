@@ -45,4 +45,4 @@ selfcheck:
 
 bench: setup
 	$(PY) tools/benchmark_backbones.py --models uninet_b1 uninet_b3 swin_t pvt_tiny resnet50 \
-	    released_b1 released_b3 --iters 3 --rounds 2 --deploy --out docs/bench/cpu_deploy.json
+	    released_b1 released_b3 --iters 3 --rounds 2 --deploy --out docs/bench/cpu_deploy.json --force

@@ -262,12 +262,15 @@ def parse_args(argv=None):
     p.add_argument('--compile', action='store_true',
                    help='torch.compile the model (inductor; weights frozen for forward)')
     p.add_argument('--out', help='write the results as JSON here')
+    p.add_argument('--force', action='store_true', help='write over an existing --out file')
     p.add_argument('--in-process', action='store_true',
                    help='run all models in this process (CPU peak memory is then not '
                         'separated per model)')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.models = [m for item in args.models for m in item.split(',') if m]
+    if args.out and not args.worker and osp.exists(args.out) and not args.force:
+        p.error(f'--out {args.out!r} already exists; pass --force to write over it')
     for m in args.models:
         if m not in ALL_MODELS:
             p.error(f'unknown model {m!r}; choose from {list(ALL_MODELS)}')

@@ -20,7 +20,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import uninet_mm  # noqa: E402,F401  (registers the models, safe torch.load globals)
 from uninet_mm.converters.official import convert_official, is_official, unwrap  # noqa: E402
+from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
 from uninet_mm.models.uninet import parse_arch  # noqa: E402
+from uninet_mm.utils.safe_load import (CheckpointFileError, UnsafeCheckpointError,  # noqa: E402
+                                       load_file)
 
 
 def parse_args(argv=None):
@@ -35,21 +38,22 @@ def parse_args(argv=None):
     p.add_argument('--trust-checkpoint', action='store_true',
                    help='load SRC with weights_only=False (only for files you trust: needed '
                         'when the checkpoint pickles objects such as argparse.Namespace)')
+    p.add_argument('--force', action='store_true', help='write over an existing DST')
     return p.parse_args(argv)
 
 
 def load_source(path, trust=False):
+    """``torch.load`` of SRC; a corrupt file and an allowlist refusal get different messages
+    (only the refusal suggests ``--trust-checkpoint``)."""
     if not osp.isfile(path):
         raise SystemExit(f'convert_official: {path!r} does not exist')
     try:
-        return torch.load(path, map_location='cpu', weights_only=not trust)
-    except Exception as e:  # UnpicklingError and friends
-        if trust:
-            raise
-        raise SystemExit(
-            f'convert_official: torch.load(weights_only=True) refused {path!r}: '
-            f'{type(e).__name__}: {str(e).splitlines()[0]}\nIf you trust this file, rerun with '
-            f'--trust-checkpoint.') from None
+        return load_file(path, trust=trust)
+    except CheckpointFileError as e:
+        raise SystemExit(f'convert_official: {e}') from None
+    except UnsafeCheckpointError as e:
+        raise SystemExit(f'convert_official: {e}\nIf you trust this file, rerun with '
+                         f'--trust-checkpoint.') from None
 
 
 def build_classifier(arch, num_classes):
@@ -70,8 +74,13 @@ def sha256(path):
     return h.hexdigest()
 
 
-def convert(src, dst, arch, num_classes=None, trust=False, log=print):
-    """Convert ``src`` to ``dst``; returns the converted state dict."""
+def convert(src, dst, arch, num_classes=None, trust=False, log=print, force=False):
+    """Convert ``src`` to ``dst`` (never over ``src``; over an existing ``dst`` only with
+    ``force``); returns the converted state dict."""
+    try:
+        check_output(dst, [src], force, 'convert_official')
+    except UserInputError as e:
+        raise SystemExit(str(e)) from None
     ckpt = load_source(src, trust)
     sd = unwrap(ckpt) if isinstance(ckpt, dict) else ckpt
     if not isinstance(sd, dict) or not is_official(sd):
@@ -137,7 +146,8 @@ def convert(src, dst, arch, num_classes=None, trust=False, log=print):
 
 def main(argv=None):
     args = parse_args(argv)
-    convert(args.src, args.dst, args.arch, args.num_classes, args.trust_checkpoint)
+    convert(args.src, args.dst, args.arch, args.num_classes, args.trust_checkpoint,
+            force=args.force)
 
 
 if __name__ == '__main__':

@@ -44,11 +44,24 @@ def parse_args(argv=None):
                         'with real CPU tensors (same count)')
     p.add_argument('--threads', type=int, default=None, help='torch threads')
     p.add_argument('--json', help='also write the results to this JSON file')
+    p.add_argument('--force', action='store_true', help='write over an existing --json file')
     args = p.parse_args(argv)
     if sum(bool(x) for x in (args.config, args.arch, args.all_presets)) != 1:
         p.error('give exactly one of: a config file, --arch PRESET, --all-presets')
     if args.shape is not None and len(args.shape) not in (1, 2):
         p.error('--shape takes H W or one size')
+    if args.shape is not None and min(args.shape) < 1:
+        p.error(f'--shape {" ".join(map(str, args.shape))}: sizes must be >= 1 pixel '
+                f'(e.g. --shape 224 or --shape 800 1216)')
+    if args.presets:
+        unknown = [a for a in args.presets if a.lower() not in RELEASED_FIGURES]
+        if unknown:
+            p.error(f'--presets: unknown preset(s) {unknown}; valid: {list(RELEASED_FIGURES)}')
+        if not args.all_presets:
+            p.error('--presets selects rows of --all-presets; pass --all-presets too')
+        args.presets = [a.lower() for a in args.presets]
+    if args.json and osp.exists(args.json) and not args.force:
+        p.error(f'--json {args.json!r} already exists; pass --force to write over it')
     return args
 
 

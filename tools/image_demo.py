@@ -21,9 +21,16 @@ import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
+from uninet_mm.apis.loading import check_model_checkpoint  # noqa: E402
+from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
+from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402
+from uninet_mm.utils.safe_load import load_file  # noqa: E402
+
+#: what --out-file may end with (the encoders of cv2.imwrite)
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def parse_args(argv=None):
@@ -32,6 +39,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out-file', default='outputs/image_demo.png', help='output PNG')
+    parser.add_argument('--force', action='store_true', help='write over an existing --out-file')
     parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: draw boxes scoring at least this')
@@ -61,9 +69,30 @@ def load_model(config, checkpoint, device='cpu', cfg_options=None):
     else:
         raise ValueError(f'{config}: image_demo draws detection (mmdet) and segmentation '
                          f'(mmseg) models; default_scope is {library!r}')
+    # refuse a checkpoint of another model (the library loads it with strict=False)
+    check_model_checkpoint(model, load_file(checkpoint), checkpoint, 'tools/image_demo.py')
     if device == 'cpu':
         model = revert_sync_batchnorm(model)
     return model, library
+
+
+def check_inputs(paths, out_file, force=False):
+    """Refuse an empty image list, a file that is no image, an output that is no image name,
+    is one of the inputs or exists (without ``force``), before anything is built."""
+    tool = 'tools/image_demo.py'
+    if not paths:
+        raise UserInputError(f'{tool}: no image given; pass an image file, or several '
+                             f'separated by commas (a.jpg,b.jpg)')
+    for p in paths:
+        if not osp.isfile(p):
+            raise UserInputError(f'{tool}: image {p!r} does not exist')
+        if mmcv.imread(p) is None:
+            raise UserInputError(f'{tool}: {p!r} is not an image (OpenCV cannot decode it); '
+                                 f'pass a .jpg/.png file')
+    if not out_file.lower().endswith(IMAGE_EXTENSIONS):
+        raise UserInputError(f'{tool}: --out-file {out_file!r} has no image extension; end it '
+                             f'with one of {IMAGE_EXTENSIONS} (e.g. demo.png)')
+    check_output(out_file, paths, force, tool)
 
 
 def _scale_sample(sample, scale, library):
@@ -112,10 +141,11 @@ def draw(model, library, img_path, score_thr=0.3, opacity=0.5, vis_scale=None):
 
 
 def run(img, config, checkpoint, out_file, device='cpu', score_thr=0.3, opacity=0.5,
-        vis_scale=None, cfg_options=None):
+        vis_scale=None, cfg_options=None, force=False):
     """Draw the predictions on one or several (comma-separated) images into ``out_file``."""
-    model, library = load_model(config, checkpoint, device, cfg_options)
     paths = [p for p in img.split(',') if p] if isinstance(img, str) else list(img)
+    check_inputs(paths, out_file, force)
+    model, library = load_model(config, checkpoint, device, cfg_options)
     tiles = [draw(model, library, p, score_thr, opacity, vis_scale) for p in paths]
     height = max(t.shape[0] for t in tiles)
     pad = 4
@@ -133,9 +163,12 @@ def run(img, config, checkpoint, out_file, device='cpu', score_thr=0.3, opacity=
 def main(argv=None):
     args = parse_args(argv)
     out = run(args.img, args.config, args.checkpoint, args.out_file, args.device,
-              args.score_thr, args.opacity, args.vis_scale, args.cfg_options)
+              args.score_thr, args.opacity, args.vis_scale, args.cfg_options, args.force)
     print(f'predictions drawn into {out}')
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except UserInputError as e:
+        raise SystemExit(f'error: {e}') from None

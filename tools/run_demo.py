@@ -90,7 +90,8 @@ def run_one(kind, config, images, args):
     if ckpt is None:
         print(f'\n==> [{kind}] training {config} from scratch (logs: {work_dir})', flush=True)
         t = time.time()
-        train_argv = [config, '--work-dir', work_dir, '--no-validate']
+        # this run decided to start over (--retrain, or no finished run in the work dir)
+        train_argv = [config, '--work-dir', work_dir, '--no-validate', '--overwrite']
         if args.cfg_options:
             train_argv += ['--cfg-options', *args.cfg_options]
         train_tool.main(train_argv)
@@ -112,7 +113,7 @@ def run_one(kind, config, images, args):
 
     picture = osp.join(args.out_dir, f'{kind}_demo.png')
     draw([p for p in images if osp.isfile(p)], config, ckpt, picture, device='cpu',
-         score_thr=0.5)
+         score_thr=0.5, force=True)  # the demo's own picture, redrawn each run
     return dict(config=config, checkpoint=ckpt, picture=picture,
                 metrics={k: float(v) for k, v in metrics.items()}, **timing)
 

@@ -28,10 +28,13 @@ from copy import deepcopy
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
 from uninet_mm.engine import InferenceFormHook  # noqa: E402,F401  (registered; tests use it)
+from uninet_mm.engine.guards import add_guard_hooks  # noqa: E402
+from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402
 from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
 
 
@@ -49,6 +52,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions: a .pkl file (detection, '
                         'classification) or a directory of label maps (segmentation)')
+    parser.add_argument('--force', action='store_true', help='write over an existing --out file')
     parser.add_argument('--show', action='store_true', help='show the predictions')
     parser.add_argument('--show-dir', help='save painted predictions into this directory')
     parser.add_argument('--wait-time', type=float, default=2, help='--show interval (s)')
@@ -127,6 +131,9 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.out is not None and library != 'mmseg':
+        check_output(args.out, [args.checkpoint], args.force, 'tools/test.py --out')
+    add_guard_hooks(cfg, 'tools/test.py', check_model=True, stop_non_finite=False)
     if library == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
@@ -160,4 +167,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except UserInputError as e:
+        raise SystemExit(f'error: {e}') from None

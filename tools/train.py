@@ -22,10 +22,13 @@ from copy import deepcopy
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from uninet_mm.apis.workdir import UserInputError, check_work_dir  # noqa: E402
+from uninet_mm.engine.guards import NonFiniteLossError, add_guard_hooks  # noqa: E402
+from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402
 from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
 
 
@@ -44,6 +47,9 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint; without a path, from the latest checkpoint in the '
         'work dir')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='start over in a work dir that holds checkpoints (they are '
+                        'written over); without it or --resume, such a work dir is refused')
     parser.add_argument('--amp', action='store_true',
                         help='enable automatic mixed precision training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -120,6 +126,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    check_work_dir(cfg.work_dir, args.resume, args.overwrite)  # nothing written is lost
+    add_guard_hooks(cfg, 'tools/train.py')  # stop on NaN loss; model recorded in checkpoints
     if library_of(cfg) == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
@@ -130,4 +138,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (UserInputError, NonFiniteLossError) as e:
+        raise SystemExit(f'error: {e}') from None

@@ -105,6 +105,23 @@ class _DigitsBase(BaseDataset):
                                   source_idx=int(i)))
         return data_list
 
+    def _get_unserialized_subset(self, indices):
+        """``indices=N`` (an int): a class-balanced subset of N samples (round-robin over the
+        classes in seeded order), not MMEngine's first N: the embedded data is sorted by
+        class, so the first N would be one class. A sequence selects those samples."""
+        if not isinstance(indices, int):
+            return super()._get_unserialized_subset(indices)
+        if indices < 0:
+            raise ValueError(f'{type(self).__name__}: indices={indices}: give a number of '
+                             f'samples >= 0 (a class-balanced subset) or a list of indices')
+        labels = np.array([d['gt_label'] for d in self.data_list])
+        rng = np.random.RandomState(self.seed)
+        per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+        order = [idx[r] for r in range(max(map(len, per_class), default=0))
+                 for idx in per_class if r < len(idx)]
+        keep = sorted(order[:indices])
+        return [self.data_list[i] for i in keep]
+
     def extra_repr(self):
         return [f'Split: \t{self.split}', f'Image size: \t{self.image_size}',
                 f'Channels: \t{self.channels}']
@@ -126,7 +143,7 @@ class MNISTDigits(_DigitsBase):
         val_fraction (float): fraction of every class that goes to ``val``.
         seed (int): seed of the split.
         **kwargs: :class:`mmpretrain.datasets.BaseDataset` arguments (``pipeline``,
-            ``indices``, ``test_mode``, ...).
+            ``indices``, ``test_mode``, ...); ``indices=N`` takes a class-balanced subset.
     """
 
     @staticmethod

@@ -24,6 +24,8 @@ from .deploy import DeployedStem, register_inference_form, reparameterize, reset
 from .dsms import DSM_TYPES
 from .gops import GOP_TYPES
 from .layers import fuse_conv_bn_pairs
+from .validate import (check_arch_values, check_drop_path_rate, check_in_channels,
+                       normalize_out_indices, partial_load_message)
 
 #: The released layout, shared by all presets (paper Table 3, released code).
 BASE_ARCH = dict(
@@ -75,6 +77,7 @@ def parse_arch(arch):
     for key in ('widths', 'repeats'):
         if key not in arch:
             raise KeyError(f'UniNet: arch dict needs {key!r} (one entry per stage)')
+    check_arch_values(full)
     lengths = {k: len(full[k]) for k in PER_STAGE_KEYS}
     if len(set(lengths.values())) != 1:
         raise ValueError(f'UniNet: per-stage lists must have one entry per stage, but their '
@@ -145,7 +148,9 @@ class UniNet(BaseModule):
             :meth:`switch_to_deploy` leaves, with freshly initialised weights), e.g. to load a
             checkpoint saved by ``tools/model_converters/reparameterize_model.py`` strictly.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=..., prefix=...)``.
-            Checkpoints in the released layout are converted on load.
+            Checkpoints in the released layout are converted on load. A checkpoint that leaves
+            a backbone weight unfilled, of another shape, or that holds weights the backbone
+            lacks is refused (another arch or model); ``strict=False`` loads what matches.
     """
 
     def __init__(self, arch='b1', in_channels=3, out_indices=(1, 2, 4, 5), frozen_stages=-1,
@@ -155,12 +160,9 @@ class UniNet(BaseModule):
         self.arch = parse_arch(arch)
         arch = self.arch
         self.num_stages = len(arch['widths'])
-        out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if not -self.num_stages <= i < self.num_stages]
-        if bad or not out_indices:
-            raise ValueError(f'UniNet: out_indices {out_indices} out of range: this arch has '
-                             f'{self.num_stages} stages (valid 0..{self.num_stages - 1})')
-        self.out_indices = tuple(i % self.num_stages for i in out_indices)
+        self.out_indices = normalize_out_indices(out_indices, self.num_stages)
+        check_in_channels(in_channels)
+        drop_path_rate = check_drop_path_rate(drop_path_rate)
         if not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'UniNet: frozen_stages={frozen_stages} out of range: -1 (none), '
                              f'0 (stem) .. {self.num_stages} (stem and all stages)')
@@ -262,16 +264,19 @@ class UniNet(BaseModule):
                 f'MMPretrain classifier), convert a released checkpoint with '
                 f'tools/convert_official.py, or check that the arch matches.')
         wrong = [k for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
+        extra = [k for k in state_dict if k not in own]
+        if (wrong or len(matched) < len(own) or extra) and init_cfg.get('strict', True):
+            raise ValueError(partial_load_message(
+                filename, len(own), matched, wrong, extra, ckpt.get('meta'), self.arch))
         missing, unexpected = self.load_state_dict(
             {k: state_dict[k] for k in matched}, strict=False)
         logger.info(f'UniNet: loaded {len(matched)}/{len(own)} tensors from {filename}')
         if missing:
-            logger.warning(f'UniNet: missing keys in checkpoint: {missing}')
+            logger.warning(f'UniNet: missing keys in checkpoint (strict=False): {missing}')
         if wrong:
-            logger.warning(f'UniNet: shape mismatch, not loaded: {wrong}')
-        extra = [k for k in state_dict if k not in own]
+            logger.warning(f'UniNet: shape mismatch, not loaded (strict=False): {wrong}')
         if extra:
-            logger.warning(f'UniNet: unexpected keys in checkpoint: {extra}')
+            logger.warning(f'UniNet: unexpected keys in checkpoint (strict=False): {extra}')
 
     # -- inference ----------------------------------------------------------------------------
     def fuse_conv_bn(self):
@@ -327,7 +332,22 @@ class UniNet(BaseModule):
                     m.eval()
         return self
 
+    def _empty_outputs(self, x):
+        """Outputs for a batch of 0: empty tensors of the shapes one image gives (found by an
+        eval-mode, no-grad forward of one zero image, so the batch statistics stay)."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                one = self.forward(x.new_zeros((1,) + tuple(x.shape[1:])))
+        finally:
+            if was_training:
+                self.train()
+        return tuple(o.new_empty((0,) + tuple(o.shape[1:])) for o in one)
+
     def forward(self, x):
+        if x.shape[0] == 0:  # a batch of 0 images: empty outputs of the right shapes
+            return self._empty_outputs(x)
         # the maps come back in the input's layout (the deployed form computes in
         # channels_last), because not every consumer honours strides (mmcv's CPU RoIAlign
         # reads NCHW-contiguous memory)

@@ -12,3 +12,24 @@ def library_of(cfg, tool='this tool'):
                          f'{LIBRARIES} (inherit one of their bases, e.g. '
                          f"_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')")
     return scope
+
+
+def _dict_action():
+    from mmengine.config import DictAction
+
+    class CfgOptionsAction(DictAction):
+        """MMEngine's ``DictAction`` (``--cfg-options key=value ...``), with an argparse error
+        naming a pair without ``=`` instead of a ``ValueError`` from inside it."""
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            for kv in values if isinstance(values, (list, tuple)) else [values]:
+                if '=' not in kv:
+                    parser.error(f'{option_string}: {kv!r} is not a key=value pair; write '
+                                 f'e.g. {kv}=VALUE (no spaces around "=")')
+            super().__call__(parser, namespace, values, option_string)
+
+    return CfgOptionsAction
+
+
+#: ``action=`` of the tools' ``--cfg-options``
+CfgOptionsAction = _dict_action()

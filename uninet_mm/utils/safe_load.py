@@ -20,16 +20,24 @@ stand-in registered under that name resolves only the few class functions listed
 ``weights_only`` stays on. Any other global (e.g. ``os.system`` in a crafted ``__reduce__``) is
 still refused; MMEngine's ``CheckpointLoader.load_checkpoint`` is wrapped so the refusal raises
 :class:`UnsafeCheckpointError` naming the refused type and how to load a file you trust.
+
+A file that is not a readable checkpoint at all (empty, truncated, corrupt, a text file, other
+bytes) raises :class:`CheckpointFileError` saying which, instead of the unpickler's
+``EOFError`` / ``IndexError`` or a refusal: :func:`load_file` (``torch.load`` for tools) and the
+wrapped loader classify the failure with :func:`describe_checkpoint_file`.
 """
 import functools
 import inspect
+import os.path as osp
 import pickle
 import re
+import zipfile
 
 import torch
 
 __all__ = ['install_safe_globals', 'safe_globals_list', 'UnsafeCheckpointError',
-           'GETATTR_ALLOWED']
+           'CheckpointFileError', 'GETATTR_ALLOWED', 'describe_checkpoint_file', 'load_file',
+           'classify_load_error']
 
 #: ``getattr(cls, name)`` pairs that pickles of MMEngine checkpoints use, by class path.
 #: HistoryBuffer pickles its ``statistics_methods`` dict (``HistoryBuffer.min`` ...);
@@ -51,6 +59,10 @@ _HOW_TO_TRUST = (
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled object outside the allowlist; it was not unpickled."""
+
+
+class CheckpointFileError(ValueError):
+    """The file is not a readable checkpoint: empty, truncated, corrupt, text or other bytes."""
 
 
 def _qualified(obj):
@@ -145,12 +157,100 @@ def refusal_message(exc, filename):
 
 def _torch_reason(exc):
     """The line of torch's message that says what was refused (not its boilerplate)."""
-    boiler = ('Weights only load failed', 'Check the documentation', '(1)', '(2)')
-    for line in str(exc).splitlines():
+    boiler = ('Weights only load failed', 'Check the documentation', '(1)', '(2)',
+              'Please file an issue')
+    for line in str(exc).split('WeightsUnpickler error:', 1)[-1].splitlines():
         line = line.strip().replace('WeightsUnpickler error: ', '')
         if line and not line.startswith(boiler):
             return line
     return repr(exc)
+
+
+def describe_checkpoint_file(path):
+    """What is wrong with the file at ``path`` as a checkpoint, judged from its bytes (a
+    phrase such as ``'is empty (0 bytes)'``), or None if it looks like one (a zip archive
+    with a pickle inside, or a pickle)."""
+    size = osp.getsize(path)
+    if size == 0:
+        return ('is empty (0 bytes): an interrupted save, copy or download; write or '
+                'download it again')
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    if head.startswith(b'PK\x03\x04'):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError) as e:
+            return (f'is truncated or corrupt ({size:,} bytes; the zip archive torch.save '
+                    f'writes is unreadable: {e}): an interrupted save, copy or download; '
+                    f'write or download it again')
+        if not any(n.endswith('data.pkl') for n in names):
+            return (f'is a zip archive but not a PyTorch checkpoint (no data.pkl inside; it '
+                    f'holds {names[:3]})')
+        return None
+    if head[:1] == b'\x80':  # a pickle (torch's legacy format or a plain pickle)
+        return None
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and sum(c.isprintable() or c in '\n\r\t' for c in text) > .95 * len(text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ''
+        return (f'is a text file, not a checkpoint (it starts with {first!r}): pass the '
+                f'.pth file that torch.save wrote')
+    return (f'is not a PyTorch checkpoint: neither a zip archive (what torch.save writes) nor '
+            f'a pickle; it starts with bytes {head[:8]!r}')
+
+
+def _is_refusal(exc, filename):
+    """An allowlist refusal (a global or getattr outside the list), not unreadable bytes."""
+    if not isinstance(exc, pickle.UnpicklingError):
+        return False
+    return bool(_refused_names(exc, filename)) or bool(re.search(
+        r'global|getattr|unrecognized function|but got <', _torch_reason(exc), re.I))
+
+
+_CORRUPT = (EOFError, IndexError, KeyError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError, UnicodeDecodeError)
+
+
+def classify_load_error(exc, filename, trusted=False):
+    """The error to raise for ``exc``, raised by ``torch.load(filename)``: a
+    :class:`CheckpointFileError` for a file that is no readable checkpoint, an
+    :class:`UnsafeCheckpointError` naming the refused type for an allowlist refusal, or None
+    (re-raise ``exc``: a missing file, a device problem, ...)."""
+    if isinstance(exc, (UnsafeCheckpointError, CheckpointFileError)):
+        return exc
+    if not isinstance(filename, str) or '://' in filename or not osp.isfile(filename):
+        return None
+    problem = describe_checkpoint_file(filename)
+    if problem is not None:
+        return CheckpointFileError(f'cannot load checkpoint {filename!r}: it {problem}')
+    if not trusted and _is_refusal(exc, filename):
+        return UnsafeCheckpointError(refusal_message(exc, filename))
+    stream = isinstance(exc, RuntimeError) and re.search(
+        r'PytorchStreamReader|zip archive|unexpected EOF|corrupted', str(exc), re.I)
+    if isinstance(exc, _CORRUPT) or stream:
+        return CheckpointFileError(
+            f'cannot load checkpoint {filename!r}: it is corrupt (a zip archive or pickle '
+            f'whose content does not unpickle: {type(exc).__name__}: '
+            f'{_torch_reason(exc) if str(exc) else "the data ends early"}); '
+            f'write or download it again')
+    return None
+
+
+def load_file(path, map_location='cpu', trust=False):
+    """``torch.load`` for tools: ``weights_only`` unless ``trust``; errors classified as in
+    :func:`classify_load_error`."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not trust)
+    except Exception as exc:
+        err = classify_load_error(exc, path, trusted=trust)
+        if err is None:
+            raise
+        raise err from exc
 
 
 def _wrap_checkpoint_loader():
@@ -164,10 +264,15 @@ def _wrap_checkpoint_loader():
     def load_checkpoint(cls, filename, map_location=None, logger='current'):
         try:
             return current(cls, filename, map_location, logger)
-        except UnsafeCheckpointError:
+        except (UnsafeCheckpointError, CheckpointFileError):
             raise
-        except pickle.UnpicklingError as exc:
-            raise UnsafeCheckpointError(refusal_message(exc, filename)) from exc
+        except Exception as exc:
+            err = classify_load_error(exc, filename)
+            if err is None and isinstance(exc, pickle.UnpicklingError):
+                err = UnsafeCheckpointError(refusal_message(exc, filename))
+            if err is None:
+                raise
+            raise err from exc
 
     load_checkpoint._uninet_safe_load = True
     CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
