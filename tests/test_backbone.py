@@ -291,14 +291,13 @@ def test_per_stage_lengths_disagree(small_arch):
 
 @pytest.mark.parametrize('gop,dsm', [('SA', 'L'), ('LSA', 'L'), ('DWConv', 'LG'),
                                      ('DWConv', 'G')])
-def test_width_not_divisible_by_head_dim(small_arch, gop, dsm):
+def test_width_not_divisible_by_head_dim_splits_evenly(small_arch, gop, dsm):
+    # 40 channels, head_dim 16: 40 / 16 = 2.5; divisors 2 (|32 - 40| = 8) and 4 (24) -> 2 x 20
     small_arch['gops'][3], small_arch['dsms'][3], small_arch['widths'][3] = gop, dsm, 40
-    with pytest.raises(ValueError, match='not divisible by the head dimension 16'):
-        UniNet(small_arch)
-    with pytest.raises(ValueError, match='not divisible'):
-        (build_gop if dsm == 'L' else build_dsm)(
-            dict(type=gop if dsm == 'L' else dsm, in_channels=40, out_channels=40,
-                 head_dim=16))
+    m = UniNet(small_arch)
+    attn = m.stages[3].blocks[0].mixer if dsm == 'L' else m.stages[3].downsample
+    assert (attn.num_heads, attn.head_dim) == (2, 20)
+    assert m(torch.randn(1, 3, 32, 32))[-1].shape == (1, 64, 1, 1)
 
 
 @pytest.mark.parametrize('out_indices', [(6,), (0, 7), (-7,), ()])

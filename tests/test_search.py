@@ -242,9 +242,18 @@ def test_failed_candidates_are_recorded_and_the_search_goes_on(tmp_path):
     assert [r['id'] for r in on_disk] == [r['id'] for r in recs]
 
 
-def test_candidate_that_fails_to_build_is_recorded(tmp_path):
-    # widths not rounded for attention: UniNet itself refuses such candidates
-    space = demo_space(round_attention_widths=False)
+def test_candidate_that_fails_to_build_is_recorded(tmp_path, monkeypatch):
+    # attention refuses widths that are not multiples of head_dim (as before any width
+    # worked): the error comes from inside UniNet's own build of the candidate
+    import uninet_mm.models.gops as gops
+
+    def refuse(width, head_dim):
+        if width % head_dim:
+            raise ValueError(f'width {width} is not divisible by the head dimension {head_dim}')
+        return width // head_dim
+
+    monkeypatch.setattr(gops, 'attention_heads', refuse)
+    space = demo_space()
     ev = ZeroCostEvaluator(base_config='configs/cls/uninet_mnist_demo.py', batch_size=16,
                            cfg_options={'train_dataloader.dataset.indices': 64})
     recs = _run(space, tmp_path, ev, strategy='random', budget=6, batch=3)

@@ -8,9 +8,10 @@
 # counts about 10^16). Decoding the tokens gives a complete arch dict that
 # `UniNet(arch=arch)` builds as is (uninet_mm/search/space.py).
 #
-# Width rule: width = make_divisible(base_width * width_mult, d), d = head_dim (32) when the
-# stage's GOP is SA/LSA or its DSM is LG/G (attention needs whole heads), d = width_divisor
-# (8) otherwise. Repeats: base_repeats + repeat_delta, at least min_repeats (1).
+# Width rule: width = make_divisible(base_width * width_mult, width_divisor=8) for every stage:
+# attention of any width picks its heads from the width (models/layers.py: attention_heads),
+# so the paper's widths stay (round_attention_widths=True: multiples of head_dim instead).
+# Repeats: base_repeats + repeat_delta, at least min_repeats (1).
 
 # UniNet-B0 (the paper's base network): the released layout with B0's widths and depths.
 base_arch = dict(
@@ -36,7 +37,7 @@ search_space = dict(
         repeat_delta=[-2, -1, 0, 1, 2]),
     stage_choices=dict(),  # e.g. {5: dict(gop=['SA', 'LSA'])} narrows one stage
     width_divisor=8,
-    round_attention_widths=True,
+    round_attention_widths=False,
     min_repeats=1)
 
 # reward = accuracy * (FLOPs / target)^alpha (MnasNet's form; the paper prints (t/f)^alpha,

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import DSMS
-from .layers import fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens, tokens_to_map
+from .layers import (attention_heads, fuse_conv_bn_pairs, init_linear_and_norm,
+                     map_to_tokens, tokens_to_map)
 
 #: names of the DSMs, as the search space and the arch dicts spell them
 DSM_TYPES = ('L', 'LG', 'G')
@@ -75,13 +76,8 @@ class AttentionDSM(DSMBase):
 
     def __init__(self, in_channels, out_channels, stride=2, head_dim=32, init_cfg=None):
         super().__init__(in_channels, out_channels, stride, head_dim, init_cfg)
-        if out_channels % head_dim:
-            raise ValueError(
-                f'{type(self).__name__}: output width {out_channels} is not divisible by the '
-                f'attention head dimension {head_dim}; use a multiple of {head_dim} or the '
-                f"'L' DSM")
-        self.num_heads = out_channels // head_dim
-        self.head_dim = head_dim
+        self.num_heads = attention_heads(out_channels, head_dim)  # any width
+        self.head_dim = out_channels // self.num_heads
         self.q_norm = nn.LayerNorm(out_channels)
         self.kv_norm = nn.LayerNorm(in_channels)
         self.kv = nn.Linear(in_channels, out_channels * 2)

@@ -15,7 +15,6 @@ the map internally with the map's own H and W, so no size is ever guessed.
   tokens, ``LSA`` tokens inside non-overlapping windows, ``MLP`` mixes tokens inside windows with
   a transposed FFN (token-mixing MLP); windows pad the map so that any size works.
 """
-import math
 from collections import OrderedDict
 
 import torch
@@ -24,8 +23,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import GOPS
-from .layers import (DropPath, SqueezeExcite, fold_bn_before_conv, fuse_conv_bn_pairs,
-                     init_linear_and_norm, map_to_tokens, tokens_to_map)
+from .layers import (DropPath, SqueezeExcite, attention_heads, fold_bn_before_conv,
+                     fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens, tokens_to_map)
 
 #: names of the GOPs, as the search space and the arch dicts spell them
 GOP_TYPES = ('DWConv', 'Conv', 'SA', 'LSA', 'MLP')
@@ -99,12 +98,14 @@ class DenseConvGOP(ConvGOP):
 
 class GlobalAttention(nn.Module):
     """Multi-head self-attention over all tokens (Eq. 2), through
-    ``scaled_dot_product_attention``: memory linear in the number of tokens."""
+    ``scaled_dot_product_attention``: memory linear in the number of tokens. Any ``dim``
+    works: the heads come from :func:`~.layers.attention_heads` (``dim // head_dim`` when it
+    divides)."""
 
     def __init__(self, dim, head_dim=32, window_size=None):
         super().__init__()
-        self.num_heads = dim // head_dim
-        self.head_dim = head_dim
+        self.num_heads = attention_heads(dim, head_dim)  # any width: see attention_heads
+        self.head_dim = dim // self.num_heads
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
@@ -220,11 +221,6 @@ class TokenGOP(BaseModule):
                  window_size=7, layer_scale_init=1e-6, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         dim = out_channels
-        if dim % head_dim:
-            raise ValueError(
-                f'{type(self).__name__}: width {dim} is not divisible by the attention head '
-                f'dimension {head_dim}; choose a width that is a multiple of {head_dim} or '
-                f'change head_dim')
         self.in_proj = (nn.Conv2d(in_channels, dim, 1) if in_channels != dim else nn.Identity())
         self.pos_embed = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
         self.norm1 = nn.LayerNorm(dim)
@@ -262,10 +258,3 @@ class LSAGOP(TokenGOP):
 class MLPGOP(TokenGOP):
     """MLP GOP: token-mixing MLP inside windows (Eq. 3), then the channel FFN (Eq. 4)."""
     mixer_cls = WindowTokenMLP
-
-    def __init__(self, in_channels, out_channels, expansion=4, drop_path=0., head_dim=32,
-                 window_size=7, layer_scale_init=1e-6, init_cfg=None):
-        # token mixing has no heads: any width works
-        super().__init__(in_channels, out_channels, expansion, drop_path, head_dim=math.gcd(
-            out_channels, head_dim), window_size=window_size, layer_scale_init=layer_scale_init,
-            init_cfg=init_cfg)

@@ -26,6 +26,24 @@ def make_divisible(value, divisor=8, min_value=None, round_limit=0.9):
     return new_value
 
 
+def attention_heads(width, head_dim):
+    """Number of attention heads of a ``width``-channel attention (GOPs SA/LSA, LG/G-DSMs).
+
+    Rule: the divisor of ``width`` closest to ``width / head_dim`` (a tie goes to more heads),
+    so the width is split evenly into heads of ``width // heads`` channels. Exact for widths that
+    are multiples of ``head_dim`` (``width // head_dim`` heads of ``head_dim``: all attention
+    stages of the presets B0..B6, the released layout); narrower or odd widths get the nearest
+    even split, e.g. with ``head_dim=32``: 16 and 24 -> 1 head, 48 -> 2 x 24, 80 -> 2 x 40,
+    112 -> 4 x 28 (docs/ablations.md).
+    """
+    if width < 1 or head_dim < 1:
+        raise ValueError(f'attention_heads: width and head_dim must be >= 1, got {width} and '
+                         f'{head_dim}')
+    # |h - width / head_dim| compared as |h * head_dim - width| (exact integers)
+    divisors = [h for h in range(1, width + 1) if width % h == 0]
+    return min(divisors, key=lambda h: (abs(h * head_dim - width), -h))
+
+
 class SqueezeExcite(nn.Module):
     """SE of the released DWConv block: avg-pool, 1x1 conv to ``make_divisible(C // 4)``, ReLU,
     1x1 conv back, gate ``relu6(x + 3) / 6`` (hard sigmoid)."""

@@ -3,7 +3,9 @@ Transformer, and MLP", ECCV 2022).
 
 A stem (3x3 conv stride 2, BN, GELU) and stages; stage ``i`` is an optional DSM (in -> width_i,
 stride_i) followed by ``repeats_i`` GOP blocks of one type at width_i with expansion_i (paper
-Sec. 3.4, Table 3; layout of the released code). ``arch`` is a preset name or a dict of
+Sec. 3.4, Table 3; layout of the released code). ``stem_patch=p`` makes the stem a p x p,
+stride-p patchifying conv (BN, GELU) and, with stages without DSMs, expresses the isotropic
+networks of the paper's Table 1 (ViT-, Mixer-like). ``arch`` is a preset name or a dict of
 per-stage lists, decoded by :func:`parse_arch` whatever its origin (preset, config, search).
 """
 import contextlib
@@ -52,7 +54,7 @@ ARCH_PRESETS = {
 }
 
 PER_STAGE_KEYS = ('gops', 'dsms', 'widths', 'repeats', 'expansions', 'strides')
-SCALAR_KEYS = ('stem_width', 'head_dim', 'window_size', 'input_size')
+SCALAR_KEYS = ('stem_width', 'head_dim', 'window_size', 'input_size', 'stem_patch')
 
 
 def parse_arch(arch):
@@ -78,6 +80,11 @@ def parse_arch(arch):
         if key not in arch:
             raise KeyError(f'UniNet: arch dict needs {key!r} (one entry per stage)')
     check_arch_values(full)
+    patch = full.get('stem_patch')
+    if patch is not None and (not isinstance(patch, int) or isinstance(patch, bool)
+                              or patch < 1):
+        raise ValueError(f'UniNet: stem_patch must be None (the 3x3 stride-2 stem) or a patch '
+                         f'size >= 1 (a p x p stride-p patchifying stem), got {patch!r}')
     lengths = {k: len(full[k]) for k in PER_STAGE_KEYS}
     if len(set(lengths.values())) != 1:
         raise ValueError(f'UniNet: per-stage lists must have one entry per stage, but their '
@@ -97,14 +104,6 @@ def parse_arch(arch):
             raise ValueError(f'UniNet: stage {i}: impossible width/repeats/expansion/stride '
                              f'{width}/{repeat}/{expansion}/{stride}; all must be positive '
                              f'(repeats may be 0)')
-        needs_heads = gop in ('SA', 'LSA') and repeat > 0
-        needs_heads_dsm = dsm in ('LG', 'G')
-        if (needs_heads or needs_heads_dsm) and width % full['head_dim']:
-            what = gop if needs_heads else f'{dsm}-DSM'
-            raise ValueError(f'UniNet: stage {i}: width {width} is not divisible by the head '
-                             f'dimension {full["head_dim"]} that {what} attention needs; use a '
-                             f'multiple of {full["head_dim"]}, or a convolution/MLP GOP and '
-                             f'an L-DSM')
     return full
 
 
@@ -135,7 +134,9 @@ class UniNet(BaseModule):
     Args:
         arch (str | dict): ``'b0'``..``'b6'`` or a dict of per-stage lists (``gops``, ``dsms``,
             ``widths``, ``repeats``, ``expansions``, ``strides``) plus ``stem_width``,
-            ``head_dim`` and ``window_size``; see :data:`BASE_ARCH`.
+            ``head_dim``, ``window_size`` and optionally ``stem_patch``; see
+            :data:`BASE_ARCH`. Attention of any width splits it into
+            :func:`~.layers.attention_heads` ``(width, head_dim)`` heads.
         in_channels (int): input image channels.
         out_indices (Sequence[int]): stages whose outputs are returned. The default picks the
             1/4, 1/8, 1/16 and 1/32 maps of the released layout for dense prediction.
@@ -184,9 +185,10 @@ class UniNet(BaseModule):
         self._freeze_stages()
 
     def _build_layers(self, arch, in_channels, drop_path_rate, with_cp):
-        stem_width = arch['stem_width']
+        stem_width, patch = arch['stem_width'], arch.get('stem_patch')
+        kernel, stem_stride, pad = (3, 2, 1) if patch is None else (patch, patch, 0)
         self.stem = nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(in_channels, stem_width, 3, 2, 1, bias=False),
+            conv=nn.Conv2d(in_channels, stem_width, kernel, stem_stride, pad, bias=False),
             norm=nn.BatchNorm2d(stem_width),
             act=nn.GELU()))
 
@@ -195,7 +197,7 @@ class UniNet(BaseModule):
         dpr = (torch.linspace(0, drop_path_rate, total_blocks, device='cpu').tolist()
                if total_blocks else [])
         self.stages = nn.ModuleList()
-        in_ch, stride, k = stem_width, 2, 0
+        in_ch, stride, k = stem_width, stem_stride, 0
         for i in range(self.num_stages):
             width = arch['widths'][i]
             downsample = None

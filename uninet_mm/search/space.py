@@ -9,8 +9,8 @@ A :class:`SearchSpace` is built from a plain dict (``search_space`` of
         choices=dict(gop=[...], dsm=[...], expansion=[...], width_mult=[...],
                      repeat_delta=[...]),
         stage_choices={},                   # optional per-stage overrides of ``choices``
-        width_divisor=8,                    # widths of convolution/MLP stages: multiples of 8
-        round_attention_widths=True,        # attention stages: multiples of head_dim
+        width_divisor=8,                    # searched widths: multiples of 8
+        round_attention_widths=False,       # True: attention stages in multiples of head_dim
         min_repeats=1)
 
 An architecture is a sequence of integer tokens, five per searchable stage in the order
@@ -20,9 +20,11 @@ tokens into a complete arch dict that ``UniNet(arch=arch)`` builds as is: the ca
 the same registry and classes as the backbone, never by a copy of a block.
 
 Width rule (documented in docs/search.md): the searched width is ``base_width * width_mult``
-rounded by :func:`uninet_mm.models.layers.make_divisible` to a multiple of ``head_dim`` when the
-stage attends (its GOP is ``SA`` or ``LSA``, or its DSM is ``LG`` or ``G``) and to a multiple of
-``width_divisor`` otherwise (``MLP`` mixes tokens without heads: any width works). Repeats are
+rounded by :func:`uninet_mm.models.layers.make_divisible` to a multiple of ``width_divisor``,
+whatever the stage's operators: attention of any width picks its heads from the width
+(:func:`uninet_mm.models.layers.attention_heads`), so the paper's widths (24, 48, 80, ...) stay
+as they are. ``round_attention_widths=True`` rounds attending stages (GOP ``SA``/``LSA`` or
+DSM ``LG``/``G``) to multiples of ``head_dim`` instead (whole ``head_dim``-wide heads). Repeats are
 ``base_repeats + repeat_delta`` clipped below at ``min_repeats`` (1 by default; 0 is allowed only
 for stages whose every DSM choice exists, because the DSM then maps the width).
 """
@@ -74,15 +76,15 @@ class SearchSpace:
         choices (dict): choice lists for the keys of :data:`DECISIONS` (missing keys take the
             paper's lists).
         stage_choices (dict): ``{stage: {decision: [...]}}`` overrides for single stages.
-        width_divisor (int): rounding of widths in stages that do not attend.
-        round_attention_widths (bool): round attending stages to multiples of ``head_dim``.
-            With False, such candidates fail to build and are recorded as failed (a test hook
-            and a way to let the search learn validity itself).
+        width_divisor (int): rounding of the searched widths (``base_width * width_mult`` is
+            rarely an integer).
+        round_attention_widths (bool): round attending stages to multiples of ``head_dim``
+            (off by default: attention splits any width into heads).
         min_repeats (int): 1, or 0 to let a stage keep only its DSM.
     """
 
     def __init__(self, base_arch='b0', searchable_stages=(1, 2, 3, 4, 5), choices=None,
-                 stage_choices=None, width_divisor=8, round_attention_widths=True,
+                 stage_choices=None, width_divisor=8, round_attention_widths=False,
                  min_repeats=1):
         if isinstance(base_arch, str):
             if base_arch.lower() not in ARCH_PRESETS:
