@@ -186,7 +186,8 @@ def dsm_params(kind, c_in, c_out, s):
 B0_DSMS = [(24, 48, 2), (48, 80, 2), (80, 128, 2), (128, 128, 1), (128, 256, 2)]
 
 
-@pytest.mark.parametrize('kind', ['l', 'g', 'lg'])
+@pytest.mark.parametrize('kind', [pytest.param('l', marks=pytest.mark.slow),
+                                  pytest.param('g', marks=pytest.mark.slow), 'lg'])
 def test_table6_configs(kind):
     model = build_cfg_model(f'configs/cls/uninet_b0_dsm-{kind}_in1k.py')
     bb = model.backbone
@@ -226,8 +227,10 @@ def iso_expected(blocks, d=384, e=4, patch=16, window=14, mid=384, classes=1000)
 
 
 @pytest.mark.parametrize('name,blocks', [
-    ('t12', ['SA'] * 12), ('m18', ['MLP'] * 18), ('t7-m7', ['SA'] * 7 + ['MLP'] * 7),
-    ('m7-t7', ['MLP'] * 7 + ['SA'] * 7)])
+    pytest.param('t12', ['SA'] * 12, marks=pytest.mark.slow),
+    pytest.param('m18', ['MLP'] * 18, marks=pytest.mark.slow),
+    ('t7-m7', ['SA'] * 7 + ['MLP'] * 7),
+    pytest.param('m7-t7', ['MLP'] * 7 + ['SA'] * 7, marks=pytest.mark.slow)])
 def test_table1_configs(name, blocks):
     model = build_cfg_model(f'configs/cls/uninet-iso_{name}_in1k.py')
     bb = model.backbone
@@ -241,6 +244,7 @@ def test_table1_configs(name, blocks):
                 assert (b.mixer.num_heads, b.mixer.head_dim) == (6, 64)
 
 
+@pytest.mark.slow
 def test_table1_t12_flops_by_hand():
     from uninet_mm.utils.flops import count_flops
     model = build_cfg_model('configs/cls/uninet-iso_t12_in1k.py')

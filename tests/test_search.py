@@ -87,15 +87,18 @@ def test_distinct_architectures_counted_against_a_naive_enumeration():
     assert space.num_architectures == len(archs) < space.size
 
 
-def test_width_and_repeat_rules():
-    space = demo_space()
+@pytest.mark.parametrize('round_attention', [False, True])
+def test_width_and_repeat_rules(round_attention):
+    space = demo_space(round_attention_widths=round_attention)
     rng = random.Random(1)
     for _ in range(200):
         tokens = space.sample(rng)
         arch, ch = space.decode(tokens), space.choices_of(tokens)
         for s in space.searchable_stages:
             attends = ch[s]['gop'] in ('SA', 'LSA') or ch[s]['dsm'] in ('LG', 'G')
-            assert arch['widths'][s] % (16 if attends else 8) == 0
+            d = 16 if attends and round_attention else 8  # attention splits any width
+            value = DEMO_BASE['widths'][s] * ch[s]['width_mult']
+            assert arch['widths'][s] % d == 0 and 0.9 * value <= arch['widths'][s] < value + d
             assert arch['repeats'][s] == max(1, DEMO_BASE['repeats'][s] + ch[s]['repeat_delta'])
         assert arch['widths'][0] == 16 and arch['gops'][0] == 'DWConv'  # stage 0 fixed
 

@@ -9,6 +9,7 @@ _base_ = ['./uninet_b1_in1k.py']
 model = dict(
     backbone=dict(
         arch=dict(
+            _delete_=True,  # replaces the preset name of the base config
             gops=['MLP', 'SA'],
             dsms=[None, None],
             strides=[1, 1],

@@ -6,6 +6,7 @@ _base_ = ['./uninet_b0_in1k.py']
 
 model = dict(
     backbone=dict(arch=dict(
+        _delete_=True,  # replaces the preset name of the base config
         gops=['DWConv', 'DWConv', 'DWConv', 'DWConv', 'SA', 'SA'],
         dsms=[None, 'L', 'L', 'L', 'L', 'L'],
         strides=[1, 2, 2, 2, 1, 2],

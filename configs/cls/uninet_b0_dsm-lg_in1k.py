@@ -6,6 +6,7 @@ _base_ = ['./uninet_b0_in1k.py']
 
 model = dict(
     backbone=dict(arch=dict(
+        _delete_=True,  # replaces the preset name of the base config
         gops=['DWConv', 'DWConv', 'DWConv', 'DWConv', 'SA', 'SA'],
         dsms=[None, 'LG', 'LG', 'LG', 'LG', 'LG'],
         strides=[1, 2, 2, 2, 1, 2],
