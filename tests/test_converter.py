@@ -104,8 +104,9 @@ def test_converter_parity_through_mmpretrain_image_classifier():
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
     ref, g = _released('b1')
     classifier = MODELS.build(dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(type='ClsDataPreprocessor', mean=mean, std=std, to_rgb=False),
+        type='mmpretrain.ImageClassifier',
+        data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor', mean=mean, std=std,
+                               to_rgb=False),
         backbone=dict(type='UniNet', arch='b1', out_indices=(-1,)),
         head=dict(type='UniNetClsHead', num_classes=1000, in_channels=256))).eval()
     classifier.load_state_dict(convert_official(ref.state_dict(), 'b1'), strict=True)

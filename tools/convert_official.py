@@ -60,8 +60,9 @@ def build_classifier(arch, num_classes):
     """MMPretrain ImageClassifier with UniNet + UniNetClsHead (the layout the output uses)."""
     from mmpretrain.registry import MODELS
     width = parse_arch(arch)['widths'][-1]
-    return MODELS.build(dict(
-        type='ImageClassifier',
+    return MODELS.build(dict(  # scoped names: builds under any default scope
+        type='mmpretrain.ImageClassifier',
+        data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor'),
         backbone=dict(type='UniNet', arch=arch, out_indices=(-1,)),
         head=dict(type='UniNetClsHead', num_classes=num_classes, in_channels=width)))
 
