@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import uninet_mm  # noqa: F401  (registers the models)
-from uninet_mm.converters.released import ReleasedUniNet, randomize_
+from uninet_mm.apis import ReleasedUniNet, load_tool, randomize_
 from uninet_mm.models import UniNet, UniNetClsHead
-from uninet_mm.models.dsms import DSM_TYPES
-from uninet_mm.models.gops import GOP_TYPES
-from uninet_mm.registry import build_dsm, build_gop
-
+from uninet_mm.registry import DSMS, GOPS, build_dsm, build_gop, operator_names
 
 pytestmark = pytest.mark.usefixtures('one_thread')
+
+#: the operators as registered (the registries are the only list of them), fixed at import
+GOP_TYPES, DSM_TYPES = operator_names(GOPS), operator_names(DSMS)
 
 # ------------------------------------------------------------------------------ param parity
 #: exact counts (backbone alone; with the 1280-d head and 1000 classes) and the released figures
@@ -433,13 +433,8 @@ def test_onnx_export_b0_matches_onnxruntime(tmp_path, form):
 # ------------------------------------------------------------------------ benchmark (smoke)
 def test_benchmark_tool_runs(tmp_path, capsys):
     """The benchmark reports figures only; here it just has to run and write its JSON."""
-    import importlib.util
     import json
-    import os.path as osp
-    spec = importlib.util.spec_from_file_location('bench', osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'benchmark_backbones.py'))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_tool('benchmark_backbones')
     out = tmp_path / 'bench.json'
     bench.main(['--models', 'uninet_b0,swin_t', 'released_b1', '--shape', '64', '72',
                 '--iters', '1', '--warmup', '0', '--threads', '1', '--in-process',

@@ -21,6 +21,42 @@ GOPS = Registry('gop', parent=MMENGINE_MODELS, scope='uninet_gop',
 DSMS = Registry('dsm', parent=MMENGINE_MODELS, scope='uninet_dsm',
                 locations=['uninet_mm.models.dsms'])
 
+#: Checkpoint converters, ``fn(state_dict, arch) -> state_dict`` in our layout, chosen by name
+#: with ``init_cfg=dict(type='Pretrained', checkpoint=..., converter=NAME)`` (the explicit
+#: step that loads a released checkpoint; models never import a converter), see converters/.
+CHECKPOINT_CONVERTERS = Registry('checkpoint converter', scope='uninet_mm',
+                                 locations=['uninet_mm.converters'])
+
+# -- what the registries know: the only list of operators -----------------------------------
+# A GOP or DSM class declares what it needs as class attributes, which the arch parser, the
+# search space and the FLOPs counter read through these queries:
+#   needs_heads (bool): it attends, so its width must split into heads of ``head_dim``;
+#   operates_on ('maps' | 'tokens'): what its operator mixes inside the block (every block takes
+#       and returns (B, C, H, W) maps).
+def operator_names(registry):
+    """Names of the operators registered in ``registry`` (GOPS or DSMS), in registration
+    order."""
+    registry.import_from_location()
+    return tuple(registry.module_dict)
+
+
+def operator_class(registry, name):
+    """The class registered as ``name``; KeyError listing the valid names otherwise."""
+    cls = registry.get(name) if isinstance(name, str) else name
+    if cls is None:
+        raise KeyError(f'unknown {registry.name.upper()} {name!r}; valid '
+                       f'{registry.name.upper()}s are {list(operator_names(registry))}')
+    return cls
+
+
+def operator_needs_heads(registry, name):
+    """Whether operator ``name`` attends (its class's ``needs_heads``; False if undeclared)."""
+    return bool(getattr(operator_class(registry, name), 'needs_heads', False))
+
+
+def operator_operates_on(registry, name):
+    """``'maps'`` or ``'tokens'``: what operator ``name`` mixes (its class's ``operates_on``)."""
+    return getattr(operator_class(registry, name), 'operates_on', 'maps')
 
 
 def _build(registry, what, cfg):

@@ -1,5 +1,4 @@
-from .dsms import DSM_TYPES  # noqa: F401
-from .gops import GOP_TYPES  # noqa: F401
+from .arch import ARCH_PRESETS, ArchSpec, StageSpec, arch_spec, parse_arch  # noqa: F401
 from .heads import UniNetClsHead  # noqa: F401
-from .uninet import ARCH_PRESETS, UniNet, parse_arch  # noqa: F401
 from .retrofit import DSMDownsample, PyramidVisionTransformerDSM, SwinTransformerDSM  # noqa: F401
+from .uninet import UniNet  # noqa: F401

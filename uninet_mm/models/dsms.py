@@ -25,12 +25,13 @@ from ..registry import DSMS
 from .layers import (attention_heads, fuse_conv_bn_pairs, init_linear_and_norm,
                      map_to_tokens, tokens_to_map)
 
-#: names of the DSMs, as the search space and the arch dicts spell them
-DSM_TYPES = ('L', 'LG', 'G')
-
 
 class DSMBase(BaseModule):
     """Shared shortcut and argument checks of the DSMs."""
+
+    # what the arch parser and the search space read (see uninet_mm.registry)
+    needs_heads = False
+    operates_on = 'maps'
 
     def __init__(self, in_channels, out_channels, stride=2, head_dim=32, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -73,6 +74,9 @@ class LocalDSM(DSMBase):
 class AttentionDSM(DSMBase):
     """Down-sampled queries attend over all input tokens (Fig. 3b, 3c). Subclasses define
     :meth:`make_queries` returning ``(B, Nq, C_out)`` tokens and their ``(Hq, Wq)``."""
+
+    needs_heads = True
+    operates_on = 'tokens'
 
     def __init__(self, in_channels, out_channels, stride=2, head_dim=32, init_cfg=None):
         super().__init__(in_channels, out_channels, stride, head_dim, init_cfg)

@@ -26,9 +26,6 @@ from ..registry import GOPS
 from .layers import (DropPath, SqueezeExcite, attention_heads, fold_bn_before_conv,
                      fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens, tokens_to_map)
 
-#: names of the GOPs, as the search space and the arch dicts spell them
-GOP_TYPES = ('DWConv', 'Conv', 'SA', 'LSA', 'MLP')
-
 
 class ConvGOP(BaseModule):
     """Inverted-residual convolution block (Eq. 1), the released ``MBConv`` layout.
@@ -40,6 +37,9 @@ class ConvGOP(BaseModule):
     """
 
     depthwise = True
+    # what the arch parser and the search space read (see uninet_mm.registry)
+    needs_heads = False
+    operates_on = 'maps'
 
     def __init__(self, in_channels, out_channels, expansion=4, drop_path=0., head_dim=32,
                  window_size=7, init_cfg=None):
@@ -216,6 +216,9 @@ class TokenGOP(BaseModule):
     first stage is a token GOP need it; the released models never do)."""
 
     mixer_cls = GlobalAttention
+    # what the arch parser and the search space read (see uninet_mm.registry)
+    needs_heads = True
+    operates_on = 'tokens'
 
     def __init__(self, in_channels, out_channels, expansion=4, drop_path=0., head_dim=32,
                  window_size=7, layer_scale_init=1e-6, init_cfg=None):
@@ -258,3 +261,4 @@ class LSAGOP(TokenGOP):
 class MLPGOP(TokenGOP):
     """MLP GOP: token-mixing MLP inside windows (Eq. 3), then the channel FFN (Eq. 4)."""
     mixer_cls = WindowTokenMLP
+    needs_heads = False  # token mixing has no heads: any width works

@@ -5,11 +5,11 @@ A stem (3x3 conv stride 2, BN, GELU) and stages; stage ``i`` is an optional DSM 
 stride_i) followed by ``repeats_i`` GOP blocks of one type at width_i with expansion_i (paper
 Sec. 3.4, Table 3; layout of the released code). ``stem_patch=p`` makes the stem a p x p,
 stride-p patchifying conv (BN, GELU) and, with stages without DSMs, expresses the isotropic
-networks of the paper's Table 1 (ViT-, Mixer-like). ``arch`` is a preset name or a dict of
-per-stage lists, decoded by :func:`parse_arch` whatever its origin (preset, config, search).
+networks of the paper's Table 1 (ViT-, Mixer-like). ``arch`` is a preset name or an arch dict,
+decoded by :func:`uninet_mm.models.arch.arch_spec` into one record per stage whatever its origin
+(preset, config, search).
 """
 import contextlib
-import copy
 import os.path as osp
 from collections import OrderedDict
 
@@ -21,90 +21,16 @@ from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..registry import build_dsm, build_gop, register_model
+from ..registry import CHECKPOINT_CONVERTERS, build_dsm, build_gop, register_model
+from ..utils.state_dict import strip_prefix
+
+# presets and the parser live in arch.py; re-exported here for the code that imports them here
+from .arch import (ARCH_PRESETS, BASE_ARCH, PER_STAGE_KEYS, SCALAR_KEYS,  # noqa: F401
+                   arch_spec, parse_arch)
 from .deploy import DeployedStem, register_inference_form, reparameterize, reset_parameters
-from .dsms import DSM_TYPES
-from .gops import GOP_TYPES
 from .layers import fuse_conv_bn_pairs
-from .validate import (check_arch_values, check_drop_path_rate, check_in_channels,
-                       normalize_out_indices, partial_load_message)
-
-#: The released layout, shared by all presets (paper Table 3, released code).
-BASE_ARCH = dict(
-    gops=['DWConv', 'DWConv', 'DWConv', 'DWConv', 'SA', 'SA'],
-    dsms=[None, 'L', 'L', 'L', 'LG', 'LG'],
-    strides=[1, 2, 2, 2, 1, 2],
-    expansions=[1, 4, 6, 3, 2, 5],
-    stem_width=32,
-    head_dim=32,
-    window_size=7,
-)
-
-#: Presets B0-B6: repeats, widths and the default input size; the rest is BASE_ARCH.
-ARCH_PRESETS = {
-    'b0': dict(repeats=[1, 2, 4, 4, 4, 8], widths=[24, 48, 80, 128, 128, 256], input_size=160),
-    'b1': dict(repeats=[1, 2, 4, 4, 4, 8], widths=[24, 48, 80, 128, 128, 256], input_size=224),
-    'b2': dict(repeats=[2, 3, 6, 6, 6, 12], widths=[24, 48, 80, 128, 128, 256], input_size=256),
-    'b3': dict(repeats=[2, 3, 7, 7, 7, 14], widths=[24, 56, 96, 160, 160, 288], input_size=288),
-    'b4': dict(repeats=[2, 4, 9, 9, 9, 18], widths=[32, 64, 112, 192, 192, 352], input_size=320),
-    'b5': dict(repeats=[3, 5, 10, 10, 10, 20], widths=[32, 64, 112, 224, 224, 448],
-               input_size=384),
-    'b6': dict(repeats=[4, 6, 12, 12, 12, 24], widths=[48, 96, 160, 256, 256, 512],
-               input_size=448),
-}
-
-PER_STAGE_KEYS = ('gops', 'dsms', 'widths', 'repeats', 'expansions', 'strides')
-SCALAR_KEYS = ('stem_width', 'head_dim', 'window_size', 'input_size', 'stem_patch')
-
-
-def parse_arch(arch):
-    """Turn a preset name or an arch dict into a complete, validated arch dict.
-
-    Missing keys of a dict come from :data:`BASE_ARCH`. Errors name the problem and the fix.
-    """
-    if isinstance(arch, str):
-        key = arch.lower()
-        if key not in ARCH_PRESETS:
-            raise KeyError(f'UniNet: unknown arch preset {arch!r}; valid presets are '
-                           f'{sorted(ARCH_PRESETS)}, or pass a dict of per-stage lists')
-        arch = ARCH_PRESETS[key]
-    if not isinstance(arch, dict):
-        raise TypeError(f'UniNet: arch must be a preset name or a dict, got {type(arch)}')
-    unknown = set(arch) - set(PER_STAGE_KEYS) - set(SCALAR_KEYS)
-    if unknown:
-        raise KeyError(f'UniNet: unknown arch keys {sorted(unknown)}; valid keys are '
-                       f'{list(PER_STAGE_KEYS + SCALAR_KEYS)}')
-    full = copy.deepcopy(BASE_ARCH)
-    full.update(copy.deepcopy(arch))
-    for key in ('widths', 'repeats'):
-        if key not in arch:
-            raise KeyError(f'UniNet: arch dict needs {key!r} (one entry per stage)')
-    check_arch_values(full)
-    patch = full.get('stem_patch')
-    if patch is not None and (not isinstance(patch, int) or isinstance(patch, bool)
-                              or patch < 1):
-        raise ValueError(f'UniNet: stem_patch must be None (the 3x3 stride-2 stem) or a patch '
-                         f'size >= 1 (a p x p stride-p patchifying stem), got {patch!r}')
-    lengths = {k: len(full[k]) for k in PER_STAGE_KEYS}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f'UniNet: per-stage lists must have one entry per stage, but their '
-                         f'lengths disagree: {lengths}')
-    for i, (gop, dsm, width, repeat, expansion, stride) in enumerate(
-            zip(*(full[k] for k in PER_STAGE_KEYS))):
-        if gop not in GOP_TYPES:
-            raise KeyError(f'UniNet: stage {i}: unknown GOP {gop!r}; valid GOPs are '
-                           f'{list(GOP_TYPES)}')
-        if dsm is not None and dsm not in DSM_TYPES:
-            raise KeyError(f'UniNet: stage {i}: unknown DSM {dsm!r}; valid DSMs are '
-                           f'{list(DSM_TYPES)} (or None for no down-sampling module)')
-        if dsm is None and stride != 1:
-            raise ValueError(f'UniNet: stage {i} has stride {stride} but no DSM; only a DSM '
-                             f'down-samples: give it a DSM or stride 1')
-        if width < 1 or repeat < 0 or expansion < 1 or stride < 1:
-            raise ValueError(f'UniNet: stage {i}: impossible width/repeats/expansion/stride '
-                             f'{width}/{repeat}/{expansion}/{stride}; all must be positive '
-                             f'(repeats may be 0)')
-    return full
+from .validate import (check_drop_path_rate, check_in_channels, normalize_out_indices,
+                       partial_load_message)
 
 
 class UniNetStage(BaseModule):
@@ -133,9 +59,10 @@ class UniNet(BaseModule):
 
     Args:
         arch (str | dict): ``'b0'``..``'b6'`` or a dict of per-stage lists (``gops``, ``dsms``,
-            ``widths``, ``repeats``, ``expansions``, ``strides``) plus ``stem_width``,
-            ``head_dim``, ``window_size`` and optionally ``stem_patch``; see
-            :data:`BASE_ARCH`. Attention of any width splits it into
+            ``widths``, ``repeats``, ``expansions``, ``strides``) or of stage records
+            (``stages``) plus ``stem_width``, ``head_dim``, ``window_size`` and optionally
+            ``stem_patch``; see :mod:`uninet_mm.models.arch`. ``self.arch`` is the complete
+            dict of lists. Attention of any width splits it into
             :func:`~.layers.attention_heads` ``(width, head_dim)`` heads.
         in_channels (int): input image channels.
         out_indices (Sequence[int]): stages whose outputs are returned. The default picks the
@@ -149,18 +76,21 @@ class UniNet(BaseModule):
             :meth:`switch_to_deploy` leaves, with freshly initialised weights), e.g. to load a
             checkpoint saved by ``tools/model_converters/reparameterize_model.py`` strictly.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=..., prefix=...)``.
-            Checkpoints in the released layout are converted on load. A checkpoint that leaves
-            a backbone weight unfilled, of another shape, or that holds weights the backbone
-            lacks is refused (another arch or model); ``strict=False`` loads what matches.
+            A checkpoint in the released layout needs converting, an explicit step: convert
+            the file once with ``tools/convert_official.py``, or add ``converter='released'``
+            (a name in ``uninet_mm.registry.CHECKPOINT_CONVERTERS``) to convert on load. A
+            checkpoint that leaves a backbone weight unfilled, of another shape, or that holds
+            weights the backbone lacks is refused (another arch or model); ``strict=False``
+            loads what matches.
     """
 
     def __init__(self, arch='b1', in_channels=3, out_indices=(1, 2, 4, 5), frozen_stages=-1,
                  norm_eval=False, with_cp=False, drop_path_rate=0., deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.arch = parse_arch(arch)
-        arch = self.arch
-        self.num_stages = len(arch['widths'])
+        spec = arch_spec(arch)
+        self.arch = spec.to_dict()
+        self.num_stages = spec.num_stages
         self.out_indices = normalize_out_indices(out_indices, self.num_stages)
         check_in_channels(in_channels)
         drop_path_rate = check_drop_path_rate(drop_path_rate)
@@ -169,13 +99,13 @@ class UniNet(BaseModule):
                              f'0 (stem) .. {self.num_stages} (stem and all stages)')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.out_channels = [arch['widths'][i] for i in self.out_indices]
+        self.out_channels = [spec.stages[i].width for i in self.out_indices]
         self.out_strides = []
         self.deploy = False  # True once in the inference form
         # deploy=True: the training structure, bare (meta tensors), switched to its inference
         # form and given memory, so that both ways to the inference form build one structure
         with torch.device('meta') if deploy else contextlib.nullcontext():
-            self._build_layers(arch, in_channels, drop_path_rate, with_cp)
+            self._build_layers(spec, in_channels, drop_path_rate, with_cp)
             if deploy:
                 self.switch_to_deploy()
         if deploy:
@@ -184,35 +114,35 @@ class UniNet(BaseModule):
             self.to(memory_format=torch.channels_last)
         self._freeze_stages()
 
-    def _build_layers(self, arch, in_channels, drop_path_rate, with_cp):
-        stem_width, patch = arch['stem_width'], arch.get('stem_patch')
+    def _build_layers(self, spec, in_channels, drop_path_rate, with_cp):
+        stem_width, patch = spec.stem_width, spec.stem_patch
         kernel, stem_stride, pad = (3, 2, 1) if patch is None else (patch, patch, 0)
         self.stem = nn.Sequential(OrderedDict(
             conv=nn.Conv2d(in_channels, stem_width, kernel, stem_stride, pad, bias=False),
             norm=nn.BatchNorm2d(stem_width),
             act=nn.GELU()))
 
-        total_blocks = sum(arch['repeats'])
+        total_blocks = sum(stage.depth for stage in spec.stages)
         # device='cpu': the rates are Python floats, also when built under torch.device('meta')
         dpr = (torch.linspace(0, drop_path_rate, total_blocks, device='cpu').tolist()
                if total_blocks else [])
         self.stages = nn.ModuleList()
         in_ch, stride, k = stem_width, stem_stride, 0
-        for i in range(self.num_stages):
-            width = arch['widths'][i]
+        for i, stage in enumerate(spec.stages):
+            width = stage.width
             downsample = None
-            if arch['dsms'][i] is not None:
+            if stage.dsm is not None:
                 downsample = build_dsm(dict(
-                    type=arch['dsms'][i], in_channels=in_ch, out_channels=width,
-                    stride=arch['strides'][i], head_dim=arch['head_dim']))
+                    type=stage.dsm, in_channels=in_ch, out_channels=width,
+                    stride=stage.stride, head_dim=spec.head_dim))
                 in_ch = width
-            stride *= arch['strides'][i]
+            stride *= stage.stride
             blocks = []
-            for _ in range(arch['repeats'][i]):
+            for _ in range(stage.depth):
                 blocks.append(build_gop(dict(
-                    type=arch['gops'][i], in_channels=in_ch, out_channels=width,
-                    expansion=arch['expansions'][i], drop_path=dpr[k],
-                    head_dim=arch['head_dim'], window_size=arch['window_size'])))
+                    type=stage.gop, in_channels=in_ch, out_channels=width,
+                    expansion=stage.expansion, drop_path=dpr[k],
+                    head_dim=spec.head_dim, window_size=spec.window_size)))
                 in_ch, k = width, k + 1
             if in_ch != width:
                 raise ValueError(f'UniNet: stage {i} has neither a DSM nor blocks to map width '
@@ -228,11 +158,9 @@ class UniNet(BaseModule):
         self._load_pretrained(self.init_cfg)
 
     def _load_pretrained(self, init_cfg):
-        """Load ``init_cfg.checkpoint`` (optionally under ``prefix``), converting the released
-        layout on the fly; clear errors for a missing file or a checkpoint that matches
-        nothing."""
-        from ..converters.official import convert_official, is_official
-
+        """Load ``init_cfg.checkpoint`` (optionally under ``prefix``, converted by the
+        ``init_cfg.converter`` named, if any); clear errors for a missing file or a checkpoint
+        that matches nothing."""
         logger = MMLogger.get_current_instance()
         filename = init_cfg['checkpoint']
         if '://' not in filename and not osp.isfile(filename):
@@ -244,17 +172,19 @@ class UniNet(BaseModule):
                 f'`--cfg-options model.backbone.init_cfg=None`.')
         ckpt = CheckpointLoader.load_checkpoint(filename, map_location='cpu', logger=logger)
         state_dict = ckpt.get('state_dict', ckpt.get('model', ckpt))
-        if is_official(state_dict):
-            state_dict = convert_official(state_dict, self.arch)
+        converter = init_cfg.get('converter')
+        if converter is not None:
+            convert = CHECKPOINT_CONVERTERS.get(converter)
+            if convert is None:
+                raise KeyError(f'UniNet: unknown checkpoint converter {converter!r} in init_cfg; '
+                               f'valid converters are {sorted(CHECKPOINT_CONVERTERS.module_dict)}')
+            state_dict = convert(state_dict, self.arch)
         prefix = init_cfg.get('prefix')
         if prefix:
-            prefix = prefix if prefix.endswith('.') else prefix + '.'
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                          if k.startswith(prefix)}
+            state_dict = strip_prefix(state_dict, prefix)
         elif not any(k.startswith(('stem.', 'stages.')) for k in state_dict) and any(
                 k.startswith('backbone.') for k in state_dict):
-            state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()
-                          if k.startswith('backbone.')}
+            state_dict = strip_prefix(state_dict, 'backbone.')
         own = self.state_dict()
         matched = [k for k in state_dict if k in own and state_dict[k].shape == own[k].shape]
         if not matched:
@@ -264,7 +194,8 @@ class UniNet(BaseModule):
                 f'keys look like {sample} (prefix={init_cfg.get("prefix")!r}); expected keys '
                 f'such as {list(own)[:3]}. Pass the right `prefix` (e.g. "backbone." for an '
                 f'MMPretrain classifier), convert a released checkpoint with '
-                f'tools/convert_official.py, or check that the arch matches.')
+                f'tools/convert_official.py (or load it with converter=\'released\' in '
+                f'init_cfg), or check that the arch matches.')
         wrong = [k for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
         extra = [k for k in state_dict if k not in own]
         if (wrong or len(matched) < len(own) or extra) and init_cfg.get('strict', True):

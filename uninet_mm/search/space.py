@@ -23,19 +23,19 @@ Width rule (documented in docs/search.md): the searched width is ``base_width * 
 rounded by :func:`uninet_mm.models.layers.make_divisible` to a multiple of ``width_divisor``,
 whatever the stage's operators: attention of any width picks its heads from the width
 (:func:`uninet_mm.models.layers.attention_heads`), so the paper's widths (24, 48, 80, ...) stay
-as they are. ``round_attention_widths=True`` rounds attending stages (GOP ``SA``/``LSA`` or
-DSM ``LG``/``G``) to multiples of ``head_dim`` instead (whole ``head_dim``-wide heads). Repeats are
-``base_repeats + repeat_delta`` clipped below at ``min_repeats`` (1 by default; 0 is allowed only
-for stages whose every DSM choice exists, because the DSM then maps the width).
+as they are. ``round_attention_widths=True`` rounds attending stages (those whose GOP or DSM
+class declares ``needs_heads``: ``SA``, ``LSA``, ``LG``, ``G``) to multiples of ``head_dim``
+instead (whole ``head_dim``-wide heads). Repeats are ``base_repeats + repeat_delta`` clipped
+below at ``min_repeats`` (1 by default; 0 is allowed only for stages whose every DSM choice
+exists, because the DSM then maps the width).
 """
 import copy
 import itertools
 import math
 
-from ..models.dsms import DSM_TYPES
-from ..models.gops import GOP_TYPES
+from ..models.arch import ARCH_PRESETS, BASE_ARCH, parse_arch
 from ..models.layers import make_divisible
-from ..models.uninet import ARCH_PRESETS, BASE_ARCH, parse_arch
+from ..registry import DSMS, GOPS, operator_names, operator_needs_heads
 
 #: the per-stage decisions, in token order
 DECISIONS = ('gop', 'dsm', 'expansion', 'width_mult', 'repeat_delta')
@@ -48,9 +48,6 @@ PAPER_CHOICES = dict(
     width_mult=[0.5, 0.75, 1.0, 1.25, 1.5],
     repeat_delta=[-2, -1, 0, 1, 2],
 )
-
-ATTENTION_GOPS = ('SA', 'LSA')
-ATTENTION_DSMS = ('LG', 'G')
 
 _SPACE_KEYS = ('base_arch', 'searchable_stages', 'choices', 'stage_choices', 'width_divisor',
                'round_attention_widths', 'min_repeats')
@@ -175,15 +172,17 @@ class SearchSpace:
             raise SearchSpaceError(f'search space: {where}: the {decision!r} choices {opts} '
                                    f'have duplicates')
         if decision == 'gop':
-            bad = [o for o in opts if o not in GOP_TYPES]
+            valid = operator_names(GOPS)  # the registry is the only list of operators
+            bad = [o for o in opts if o not in valid]
             if bad:
                 raise SearchSpaceError(f'search space: {where}: unknown GOP(s) {bad}; valid '
-                                       f'GOPs are {list(GOP_TYPES)}')
+                                       f'GOPs are {list(valid)}')
         elif decision == 'dsm':
-            bad = [o for o in opts if o is not None and o not in DSM_TYPES]
+            valid = operator_names(DSMS)
+            bad = [o for o in opts if o is not None and o not in valid]
             if bad:
                 raise SearchSpaceError(f'search space: {where}: unknown DSM(s) {bad}; valid '
-                                       f'DSMs are {list(DSM_TYPES)} (or None)')
+                                       f'DSMs are {list(valid)} (or None)')
         elif decision == 'expansion':
             bad = [o for o in opts if not isinstance(o, int) or o < 1]
             if bad:
@@ -287,7 +286,9 @@ class SearchSpace:
     def stage_width(self, stage, gop, dsm, width_mult):
         """The rounded width of a searched stage (see the module doc)."""
         width = self.base_arch['widths'][stage] * width_mult
-        attends = gop in ATTENTION_GOPS or dsm in ATTENTION_DSMS
+        # what attends is declared by the operator classes (``needs_heads``)
+        attends = (operator_needs_heads(GOPS, gop)
+                   or (dsm is not None and operator_needs_heads(DSMS, dsm)))
         if attends and self.round_attention_widths:
             return make_divisible(width, self.base_arch['head_dim'])
         return make_divisible(width, self.width_divisor)
