@@ -1,4 +1,4 @@
-"""Released checkpoint -> ours: a model with the released layout (uninet_mm/converters/released.py,
+"""Released checkpoint -> ours: a model with the released layout (uninet_mm/apis/released.py,
 written from the facts in issue 3) is randomised (every parameter and BN statistic), converted,
 loaded strictly into UniNet + UniNetClsHead, and must give the same logits (atol 1e-5)."""
 import pytest
@@ -7,12 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import uninet_mm  # noqa: F401
+from uninet_mm.apis import ReleasedUniNet, load_tool, randomize_
 from uninet_mm.converters import block_plan, convert_official, is_official
 from uninet_mm.converters.official import RENAME_TABLES
-from uninet_mm.converters.released import ReleasedUniNet, randomize_
 from uninet_mm.models import UniNet, UniNetClsHead
 from uninet_mm.utils.flops import BackboneWithHead
-
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -142,11 +141,13 @@ def test_checkpoint_wrappers_and_ddp_prefix():
 
 
 def test_released_checkpoint_loads_through_pretrained_init(tmp_path):
-    """UniNet(init_cfg=Pretrained) converts a released checkpoint on the fly."""
+    """UniNet(init_cfg=Pretrained, converter='released') converts a released checkpoint on
+    load (an explicit step: the backbone imports no converter)."""
     ref, _ = _released('b0')
     path = tmp_path / 'released_b0.pth'
     torch.save({'model': ref.state_dict()}, path)
-    model = UniNet('b0', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = UniNet('b0', init_cfg=dict(type='Pretrained', checkpoint=str(path),
+                                       converter='released'))
     model.init_weights()
     converted = convert_official(ref.state_dict(), 'b0')
     own = model.state_dict()
@@ -205,12 +206,7 @@ def test_rename_tables_cover_every_released_key():
 
 
 def test_convert_tool(tmp_path, capsys):
-    import importlib.util
-    import os.path as osp
-    spec = importlib.util.spec_from_file_location('convert_official_tool', osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'convert_official.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('convert_official')
     ref, g = _released('b0')
     src, dst = tmp_path / 'uninet_b0.pth', tmp_path / 'out' / 'uninet_b0_mm.pth'
     torch.save({'model': ref.state_dict(), 'epoch': 299}, src)

@@ -21,9 +21,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import uninet_mm  # noqa: E402,F401  (registers the models, safe torch.load globals)
 from uninet_mm.converters.official import convert_official, is_official, unwrap  # noqa: E402
 from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
-from uninet_mm.models.uninet import parse_arch  # noqa: E402
+from uninet_mm.models.arch import parse_arch  # noqa: E402
 from uninet_mm.utils.safe_load import (CheckpointFileError, UnsafeCheckpointError,  # noqa: E402
                                        load_file)
+from uninet_mm.utils.state_dict import strip_prefix  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -113,8 +114,7 @@ def convert(src, dst, arch, num_classes=None, trust=False, log=print, force=Fals
     else:
         from uninet_mm.models import UniNet
         model = UniNet(arch)
-        model.load_state_dict({k[len('backbone.'):]: v for k, v in converted.items()},
-                              strict=True)
+        model.load_state_dict(strip_prefix(converted, 'backbone.'), strict=True)
         what = f'UniNet {arch} backbone (checkpoint without classifier)'
     model.eval()
     size = parse_arch(arch).get('input_size', 224)

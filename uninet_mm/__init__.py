@@ -5,13 +5,12 @@ the GOP blocks, DSMs, the UniNet backbone, its heads, the Swin/PVT retrofits and
 datasets in the MMEngine, MMDetection, MMSegmentation and MMPretrain registries, and makes
 ``torch.load`` accept exactly the types that MMEngine checkpoints hold.
 """
-from .version import __version__
 from .utils.safe_load import install_safe_globals
+from .version import __version__
 
 install_safe_globals()
 
-from . import models  # noqa: E402,F401  (registers the models)
-from . import datasets  # noqa: E402,F401  (registers the demo datasets)
-from . import engine  # noqa: E402,F401  (registers the hooks)
+# registers the models, the demo datasets, the hooks and the 'released' checkpoint converter
+from . import converters, datasets, engine, models  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -14,7 +14,9 @@ that no rule matches raises an error naming it.
 import re
 from collections import OrderedDict
 
-from ..models.uninet import ARCH_PRESETS, parse_arch
+from ..models.arch import ARCH_PRESETS, arch_spec
+from ..registry import CHECKPOINT_CONVERTERS
+from ..utils.state_dict import strip_prefix
 
 #: Released sub-module name -> ours, per module type. A key ``<block>.<src>.<tensor>`` becomes
 #: ``<our block>.<dst>.<tensor>``; ``src`` may also be a whole key (``gamma_1``).
@@ -93,8 +95,7 @@ def unwrap(checkpoint):
     if not isinstance(sd, dict):
         raise TypeError(f'convert_official: expected a state dict, got {type(sd)}')
     for prefix in _PREFIXES:
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = OrderedDict((k[len(prefix):], v) for k, v in sd.items())
+        sd = strip_prefix(sd, prefix, only_if_all=True)
     return sd
 
 
@@ -114,13 +115,12 @@ def is_official(state_dict):
 
 def block_plan(arch):
     """``[(released index, our prefix, module type)]`` for every DSM and GOP block in order."""
-    arch = parse_arch(arch)
     plan = []
-    for s, (gop, dsm, repeats) in enumerate(zip(arch['gops'], arch['dsms'], arch['repeats'])):
-        if dsm is not None:
-            plan.append((len(plan), f'backbone.stages.{s}.downsample', dsm))
-        for j in range(repeats):
-            plan.append((len(plan), f'backbone.stages.{s}.blocks.{j}', gop))
+    for s, stage in enumerate(arch_spec(arch).stages):
+        if stage.dsm is not None:
+            plan.append((len(plan), f'backbone.stages.{s}.downsample', stage.dsm))
+        for j in range(stage.depth):
+            plan.append((len(plan), f'backbone.stages.{s}.blocks.{j}', stage.gop))
     return plan
 
 
@@ -132,8 +132,11 @@ def _rename(rest, table):
     return None
 
 
+@CHECKPOINT_CONVERTERS.register_module(name='released')
 def convert_official(state_dict, arch):
-    """Released UniNet state dict -> ours, in MMPretrain ``ImageClassifier`` layout.
+    """Released UniNet state dict -> ours, in MMPretrain ``ImageClassifier`` layout. Registered
+    as the checkpoint converter ``'released'`` (``init_cfg=dict(type='Pretrained',
+    checkpoint=..., converter='released')`` converts on load).
 
     Args:
         state_dict (dict): the released state dict, or a checkpoint holding it under
@@ -157,15 +160,15 @@ def convert_official(state_dict, arch):
             f'"classifier.weight". A checkpoint with "backbone.stages..." keys is already in '
             f'our layout and needs no conversion.')
     arch_name = arch if isinstance(arch, str) else 'the given arch'
-    full = parse_arch(arch)
-    for s, (gop, dsm, r) in enumerate(zip(full['gops'], full['dsms'], full['repeats'])):
-        if r and gop not in RELEASED_GOPS:
-            raise ValueError(f'convert_official: stage {s} uses the {gop!r} GOP, which the '
-                             f'released code does not have (only {list(RELEASED_GOPS)}); '
+    full = arch_spec(arch)
+    for s, stage in enumerate(full.stages):
+        if stage.depth and stage.gop not in RELEASED_GOPS:
+            raise ValueError(f'convert_official: stage {s} uses the {stage.gop!r} GOP, which '
+                             f'the released code does not have (only {list(RELEASED_GOPS)}); '
                              f'released checkpoints cannot hold it')
-        if dsm is not None and dsm not in RELEASED_DSMS:
-            raise ValueError(f'convert_official: stage {s} uses the {dsm!r} DSM, which the '
-                             f'released code does not have (only {list(RELEASED_DSMS)})')
+        if stage.dsm is not None and stage.dsm not in RELEASED_DSMS:
+            raise ValueError(f'convert_official: stage {s} uses the {stage.dsm!r} DSM, which '
+                             f'the released code does not have (only {list(RELEASED_DSMS)})')
     plan = {idx: (prefix, kind) for idx, prefix, kind in block_plan(full)}
 
     in_ckpt = sorted({int(m.group(1)) for k in sd for m in [re.match(r'blocks\.(\d+)\.', k)]

@@ -42,13 +42,14 @@ import math
 from collections import OrderedDict
 
 import torch.nn.functional as F
+from mmdet.models.backbones.pvt import PyramidVisionTransformer, pvt_convert
+from mmdet.models.backbones.swin import SwinTransformer, swin_converter
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
-from mmdet.models.backbones.pvt import PyramidVisionTransformer, pvt_convert
-from mmdet.models.backbones.swin import SwinTransformer, swin_converter
 
 from ..registry import build_dsm, register_model
+from ..utils.state_dict import strip_prefix
 from .layers import map_to_tokens, tokens_to_map
 
 #: the paper's rule for 4-stage backbones: one entry per replaced down-sampler (stages 1, 2, 3)
@@ -145,11 +146,8 @@ def _strip_prefixes(state_dict):
     """``backbone.`` (a whole detector/segmentor/classifier checkpoint: only backbone keys are
     kept) and ``module.`` (DataParallel) prefixes off."""
     if any(k.startswith('backbone.') for k in state_dict):
-        state_dict = OrderedDict((k[len('backbone.'):], v) for k, v in state_dict.items()
-                                 if k.startswith('backbone.'))
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        state_dict = OrderedDict((k[len('module.'):], v) for k, v in state_dict.items())
-    return state_dict
+        state_dict = strip_prefix(state_dict, 'backbone.')
+    return strip_prefix(state_dict, 'module.', only_if_all=True)
 
 
 class _DSMRetrofitMixin:
