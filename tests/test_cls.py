@@ -21,6 +21,7 @@ from mmpretrain.registry import DATASETS, MODELS
 from mmpretrain.structures import DataSample
 
 import uninet_mm  # noqa: F401  (registers UniNet, its head and the datasets)
+from uninet_mm.apis import randomize_
 from uninet_mm.datasets import digits
 from uninet_mm.datasets.digits import MNISTDigits, SklearnDigits, stratified_split
 from uninet_mm.models import ARCH_PRESETS, UniNetClsHead
@@ -230,7 +231,8 @@ def test_config_built_classifier_matches_released_model_logits():
     """configs/cls/uninet_b1_in1k.py built as is, loaded with a converted random released B1
     checkpoint, fed uint8 BGR images through its data preprocessor, gives the released model's
     logits on the same images normalised by hand."""
-    from uninet_mm.converters import official, released
+    from uninet_mm.apis import released
+    from uninet_mm.converters import official
     cfg = load_cfg(IN1K[1])
     model = MODELS.build(cfg.model).eval()
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -240,7 +242,7 @@ def test_config_built_classifier_matches_released_model_logits():
 
     g = torch.Generator().manual_seed(0)
     ref = released.ReleasedUniNet('b1')
-    released.randomize_(ref, generator=g, calib_input=rgb)
+    randomize_(ref, generator=g, calib_input=rgb)
     ref.eval()
     converted = official.convert_official(ref.state_dict(), 'b1')
     missing, unexpected = model.load_state_dict(converted, strict=True)

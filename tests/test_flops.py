@@ -1,7 +1,6 @@
 """FLOPs counting (uninet_mm/utils/flops.py, tools/get_flops.py): parity with the released
 figures for B0-B6, attention counted on every backend, the fvcore convention for norms and
 pooling, odd sizes, meta device, and models built from mmdet/mmseg/mmpretrain config files."""
-import importlib.util
 
 import pytest
 import torch
@@ -10,20 +9,15 @@ import torch.nn.functional as F
 
 import uninet_mm  # noqa: F401
 import uninet_mm.utils.flops as flops_mod
+from uninet_mm.apis import load_tool
 from uninet_mm.models import UniNet
-from uninet_mm.utils.flops import (RELEASED_FIGURES, config_flops, count_flops, preset_flops)
-
+from uninet_mm.utils.flops import RELEASED_FIGURES, config_flops, count_flops, preset_flops
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _load_tool():
-    import os.path as osp
-    spec = importlib.util.spec_from_file_location('get_flops_tool', osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'get_flops.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('get_flops')
 
 
 # ------------------------------------------------------------------------------ parity B0-B6

@@ -13,14 +13,31 @@ import time
 import pytest
 import torch
 
+from uninet_mm.apis import load_tool
 from uninet_mm.models import UniNet, parse_arch
 from uninet_mm.registry import DSMS, GOPS
-from uninet_mm.search import (PPOSearch, ProxyTrainEvaluator, RandomSearch, ResultsFile,
-                              SearchRun, SearchSpace, SearchSpaceError, SerialExecutor,
-                              SyntheticEvaluator, ZeroCostEvaluator, build_search_space,
-                              compute_reward, export_topk, pareto_front, pareto_plot,
-                              ray_available, run_candidate, scale_target, summary_table,
-                              top_k)
+from uninet_mm.search import (
+    PPOSearch,
+    ProxyTrainEvaluator,
+    RandomSearch,
+    ResultsFile,
+    SearchRun,
+    SearchSpace,
+    SearchSpaceError,
+    SerialExecutor,
+    SyntheticEvaluator,
+    ZeroCostEvaluator,
+    build_search_space,
+    compute_reward,
+    export_topk,
+    pareto_front,
+    pareto_plot,
+    ray_available,
+    run_candidate,
+    scale_target,
+    summary_table,
+    top_k,
+)
 from uninet_mm.search.controller import PPOController
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -481,11 +498,7 @@ def test_pareto_plot_and_summary_table(tmp_path):
 
 
 def test_tool_prints_the_space(capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import search as search_tool
-    finally:
-        sys.path.pop(0)
+    search_tool = load_tool('search')
     assert search_tool.main([osp.join(REPO, 'configs/search/uninet_space.py'),
                              '--print-space']) == 0
     out = capsys.readouterr().out

@@ -1,7 +1,6 @@
 """tools/train.py, tools/test.py, tools/image_demo.py and tools/run_demo.py end to end on tiny
 demo data (real pycocotools bbox/segm AP and mmseg mIoU, checkpoints that resume), and the
 upstream MMDetection train script running one of our configs with only ``custom_imports``."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -9,6 +8,7 @@ import sys
 
 import pytest
 
+from uninet_mm.apis import load_tool
 from uninet_mm.datasets import demo_shapes as ds
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -19,14 +19,7 @@ SEG_CONFIG = osp.join(ROOT, 'configs/mmseg/upernet_uninet_demo.py')
 
 
 def tool(name):
-    module_name = f'uninet_tools_{name}'
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name,
-                                                      osp.join(ROOT, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+    return load_tool(name)
 
 
 @pytest.fixture(scope='module')
@@ -163,11 +156,10 @@ def test_inference_form_hook_deploys_backbone_and_keeps_predictions():
     from types import SimpleNamespace
 
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     cfg = Config.fromfile(DET_CONFIG)
     cfg.model.test_cfg.rcnn.score_thr = 0.0  # untrained: keep every box
     init_default_scope('mmdet')

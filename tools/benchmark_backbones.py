@@ -50,7 +50,7 @@ def build(name):
         from uninet_mm.models import UniNet
         return UniNet(name.split('_', 1)[1])
     if name.startswith('released_'):
-        from uninet_mm.converters.released import ReleasedUniNet
+        from uninet_mm.apis.released import ReleasedUniNet
         return ReleasedUniNet(name.split('_', 1)[1], num_classes=0)
     if name == 'resnet50':
         from mmdet.models.backbones import ResNet
@@ -354,7 +354,7 @@ def format_table(results, args):
                 lines.append(f'    {mode} error: {r[mode]["error"]}')
     loads = [x for r in results for x in r.get('load_average_1min', [])]
     lines.append('x Swin-T: images/s relative to Swin-T (higher is faster). released_*: the '
-                 'released layout with naive attention (uninet_mm/converters/released.py).')
+                 'released layout with naive attention (uninet_mm/apis/released.py).')
     if loads:
         lines.append(f'machine load (1-min average) before/after each model: {min(loads):.1f} '
                      f'to {max(loads):.1f} on {os.cpu_count()} CPUs'

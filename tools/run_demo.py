@@ -67,17 +67,9 @@ def _checkpoint(work_dir):
 
 
 def load_tool(name):
-    """Import ``tools/<name>.py`` as a module (``tools`` is no package; ``test`` would clash
-    with the standard library's)."""
-    import importlib.util
-    module_name = f'uninet_tools_{name}'
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name,
-                                                      osp.join(ROOT, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+    """``tools/<name>.py`` as a module (:func:`uninet_mm.apis.load_tool`)."""
+    from uninet_mm.apis import load_tool as _load_tool
+    return _load_tool(name)
 
 
 def run_one(kind, config, images, args):

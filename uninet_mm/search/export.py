@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import pprint
 
-from .evaluators import REPO_ROOT
+from ..utils.paths import find_config
 
 CLS_BASE = 'configs/cls/uninet_b0_in1k.py'
 DET_BASE = 'configs/mmdet/mask_rcnn_uninet_b1_1x.py'
@@ -59,7 +59,7 @@ def _fmt(obj):
 
 
 def cls_config(arch, rec, base=CLS_BASE):
-    base_path = osp.join(REPO_ROOT, base)
+    base_path = find_config(base)
     metric = f"{rec.get('metric', 'accuracy')} {rec['accuracy']:.4f}"
     return f"""# Searched UniNet {rec['id']} (reward {rec['reward']:.4f}; proxy {metric},
 # {rec['flops'] / 1e6:.2f} MFLOPs at the proxy resolution) on ImageNet-1k at 160x160, with
@@ -76,7 +76,7 @@ model = dict(
 
 
 def det_config(arch, rec, cls_name, base=DET_BASE):
-    base_path = osp.join(REPO_ROOT, base)
+    base_path = find_config(base)
     idx = dense_out_indices(arch)
     widths = [arch['widths'][i] for i in idx]
     return f"""# Mask R-CNN + FPN on COCO (1x) with the searched UniNet {rec['id']} as backbone, the

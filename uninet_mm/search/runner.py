@@ -11,6 +11,8 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ..utils.paths import find_config
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_PROXY_CONFIG = 'configs/cls/uninet_mnist_demo.py'
 
@@ -27,13 +29,8 @@ def count_complexity(model, input_shape, forward=None):
 
 
 def resolve_path(path):
-    """A config path as given, or relative to the repository root."""
-    if osp.isfile(path):
-        return path
-    alt = osp.join(REPO_ROOT, path)
-    if osp.isfile(alt):
-        return alt
-    raise FileNotFoundError(f'config {path!r} not found (also tried {alt})')
+    """A config path as given, or under the clone's or the installed package's ``configs/``."""
+    return find_config(path)
 
 
 @contextlib.contextmanager
