@@ -1,6 +1,7 @@
 # uninet_mm -- from a fresh clone:
 #   make demo    set up .venv (cold ~25 min: mmcv 2.1.0 builds from source; warm < 1 min) and run the demo
 #   make test    set up .venv and run the fast tests (slow-marked ones: make test-all)
+#   make lint    ruff over the code (CI runs it before the tests)
 #   make bench   the backbone benchmark of docs/performance.md (800x1216, 2 threads, ~15 min)
 # PYTEST_ARGS adds pytest options, e.g.  make test PYTEST_ARGS='-k safe -x'
 
@@ -10,7 +11,7 @@ PY ?= .venv/bin/python
 PYTEST_ARGS ?=
 PYTEST = $(PY) -m pytest tests -q -p no:cacheprovider
 
-.PHONY: setup test test-slow test-all demo selfcheck bench
+.PHONY: setup test test-slow test-all lint demo selfcheck bench
 
 setup:
 	bash tools/setup_env.sh
@@ -31,6 +32,12 @@ test-slow: setup
 
 test-all: setup
 	$(call run_pytest,)
+
+# ruff (ruff.toml: pycodestyle, pyflakes and isort order, as OpenMMLab's flake8 + isort);
+# `make lint RUFF_ARGS=--fix` applies the mechanical fixes
+RUFF_ARGS ?=
+lint: setup
+	$(PY) -m ruff check . $(RUFF_ARGS)
 
 demo: setup
 	@if [ -f tools/run_demo.py ]; then \

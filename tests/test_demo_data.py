@@ -58,8 +58,8 @@ def test_regenerates_only_when_parameters_change(demo_root, tmp_path):
 
 
 def test_coco_masks_exact_and_boxes_tight(demo_root):
-    from pycocotools.coco import COCO
     from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
     n_poly = n_rle = 0
     for split in ('train', 'val'):
         coco = COCO(osp.join(demo_root, 'coco', 'annotations', f'instances_{split}.json'))

@@ -21,8 +21,12 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import init_default_scope
 
 import uninet_mm  # noqa: F401  (registers the retrofits)
-from uninet_mm.models.retrofit import (DEFAULT_DSMS, DSMDownsample, PyramidVisionTransformerDSM,
-                                       SwinTransformerDSM)
+from uninet_mm.models.retrofit import (
+    DEFAULT_DSMS,
+    DSMDownsample,
+    PyramidVisionTransformerDSM,
+    SwinTransformerDSM,
+)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PVT_T = dict(num_layers=[2, 2, 2, 2])  # mmdet's PVT-Tiny (configs/pvt/retinanet_pvt-t...)

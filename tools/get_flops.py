@@ -21,8 +21,13 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from uninet_mm.utils.flops import (RELEASED_FIGURES, build_preset, config_flops,  # noqa: E402
-                                   format_count, preset_flops)
+from uninet_mm.utils.flops import (  # noqa: E402
+    RELEASED_FIGURES,
+    build_preset,
+    config_flops,
+    format_count,
+    preset_flops,
+)
 
 
 def parse_args(argv=None):

@@ -16,7 +16,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -31,6 +30,8 @@ from uninet_mm.utils.safe_load import load_file  # noqa: E402
 
 #: what --out-file may end with (the encoders of cv2.imwrite)
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 
 
 def parse_args(argv=None):

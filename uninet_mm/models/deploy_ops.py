@@ -4,8 +4,9 @@ Each function computes exactly what the plain layers compute (fp32, within round
 the fastest kernel for the tensor it gets:
 
 - On CPU, fp32 (or bf16 under bf16 autocast), without autograd, the dense layers go through
-  oneDNN, with GELU fused into the convolution or linear layer (``torch.ops.mkldnn._convolution_pointwise`` /
-  ``_linear_pointwise``, the kernels that inductor's CPU backend emits). PyTorch's own
+  oneDNN, with GELU fused into the convolution or linear layer
+  (``torch.ops.mkldnn._convolution_pointwise`` / ``_linear_pointwise``, the kernels that
+  inductor's CPU backend emits). PyTorch's own
   ``F.linear`` and ``matmul`` call MKL's SGEMM, which runs at about half of oneDNN's speed on
   AVX-512 AMD CPUs (measured 174 vs 365 GFLOP/s, 2 threads); the attention GEMMs are the
   largest part of UniNet at detection resolution, so attention is computed query-chunk by
