@@ -13,7 +13,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from uninet_mm.models import gops as gops_mod
 from uninet_mm.models.uninet import UniNet

@@ -710,6 +710,7 @@ def test_bench_unpickler_decodes_numpy_scalars_and_refuses_code(tmp_path):
     import pickle
 
     import numpy as np
+
     from uninet_mm.search.nasbench_graph import BenchFileError, read_bench
     ok = osp.join(tmp_path, 'ok.bench')
     with open(ok, 'wb') as f:  # written in this process, as the package's files are laid out
@@ -737,7 +738,8 @@ def test_bench_unpickler_decodes_numpy_scalars_and_refuses_code(tmp_path):
 def test_nasbench_graph_bundled_table():
     pytest.importorskip('nas_bench_graph')
     from nas_bench_graph.architecture import Arch, gnn_list, link_list
-    from uninet_mm.search.nasbench_graph import load_nasbench_graph, read_bench, bench_path
+
+    from uninet_mm.search.nasbench_graph import bench_path, load_nasbench_graph, read_bench
     table = load_nasbench_graph('cora')
     assert table.num_choices == [9, 9, 9, 9, 9]
     assert len(table.architectures()) == 26206        # the paper's count of distinct archs

@@ -9,8 +9,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from uninet_mm.search import (RegularizedEvolution, SearchRun, SearchSpace, ZeroCostEvaluator,
-                              build_strategy, compute_reward)
+from uninet_mm.search import (
+    RegularizedEvolution,
+    SearchRun,
+    SearchSpace,
+    ZeroCostEvaluator,
+    build_strategy,
+    compute_reward,
+)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

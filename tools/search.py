@@ -97,10 +97,20 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
     import uninet_mm  # noqa: F401  (registers UniNet, its head and the digit datasets)
+    from uninet_mm.search import (
+        Progress,
+        ResultsFile,
+        SearchRun,
+        build_evaluator,
+        build_executor,
+        build_search_space,
+        export_topk,
+        pareto_plot,
+        resolve_target,
+        strategy_stats,
+        summary_table,
+    )
     from uninet_mm.search.reward import PAPER_ALPHA
-    from uninet_mm.search import (Progress, ResultsFile, SearchRun, build_evaluator,
-                                  build_executor, build_search_space, export_topk, pareto_plot,
-                                  resolve_target, strategy_stats, summary_table)
 
     cfg = load_config(args)
     space = build_search_space(cfg.search_space.to_dict())

@@ -84,8 +84,12 @@ def tables(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from uninet_mm.search.benchmark import (markdown_header, markdown_rows, run_benchmark,
-                                            write_summary)
+    from uninet_mm.search.benchmark import (
+        markdown_header,
+        markdown_rows,
+        run_benchmark,
+        write_summary,
+    )
     cfg, strategies = load_config(args)
     s = cfg.get('search', {})
     r = cfg.get('reward', {})

@@ -13,17 +13,21 @@ file), ``loop`` (the resumable search loop, progress), ``export`` (configs, plot
 multi-seed harness of ``tools/search_benchmark.py``).
 """
 from .controller import LSTMPolicy, PPOController
-from .evaluators import (ProxyTrainEvaluator, SyntheticEvaluator, ZeroCostEvaluator,
-                         build_evaluator, compute_reward, scale_target)
+from .evaluators import (
+                         ProxyTrainEvaluator,
+                         SyntheticEvaluator,
+                         ZeroCostEvaluator,
+                         build_evaluator,
+                         compute_reward,
+                         scale_target,
+)
 from .executor import RayExecutor, SerialExecutor, build_executor, ray_available
-from .export import (export_topk, pareto_front, pareto_plot, strategy_stats, summary_table,
-                     top_k)
+from .export import export_topk, pareto_front, pareto_plot, strategy_stats, summary_table, top_k
 from .loop import Progress, SearchRun, resolve_target, run_candidate
-from .results import ResultsFile
 from .registry import EVALUATORS, EXECUTORS, STRATEGIES
-from .space import (DECISIONS, PAPER_CHOICES, SearchSpace, SearchSpaceError,
-                    build_search_space)
-from .strategies import (PPOSearch, RandomSearch, RegularizedEvolution, build_strategy)
+from .results import ResultsFile
+from .space import DECISIONS, PAPER_CHOICES, SearchSpace, SearchSpaceError, build_search_space
+from .strategies import PPOSearch, RandomSearch, RegularizedEvolution, build_strategy
 from .tabular import Table, TabularEvaluator, TabularSpace, load_table
 
 __all__ = [

@@ -1,11 +1,13 @@
 """Candidate evaluators, registered in ``EVALUATORS`` (``search/registry.py``), one module
 each; this module holds the synthetic one and ``build_evaluator``, and re-exports the others.
 
-- :class:`ProxyTrainEvaluator` (``search/proxy.py``): trains the candidate for a few epochs through MMEngine's
+- :class:`ProxyTrainEvaluator` (``search/proxy.py``): trains the candidate for a few epochs
+  through MMEngine's
   ``Runner`` and MMPretrain's ``ImageClassifier`` (``UniNet`` backbone + ``UniNetClsHead``) on
   the dataset of any classification config (default: ``configs/cls/uninet_mnist_demo.py``, the
   embedded MNIST proxy), and reads the real top-1 validation accuracy.
-- :class:`ZeroCostEvaluator` (``search/zero_cost.py``): NASWOT (Mellor et al., ICML 2021), the log-determinant of the
+- :class:`ZeroCostEvaluator` (``search/zero_cost.py``): NASWOT (Mellor et al., ICML 2021), the
+  log-determinant of the
   kernel of binary activation codes of one batch, for cheap screening without training.
 - :class:`SyntheticEvaluator`: the share of tokens equal to a known best sequence (tests, and
   checking a strategy without training anything).
@@ -22,12 +24,27 @@ import time
 
 from .proxy import _DATASET_CACHE, ProxyTrainEvaluator  # noqa: F401
 from .registry import EVALUATORS, build_from
-from .reward import (PAPER_ALPHA, PAPER_TARGET_FLOPS, PAPER_TARGET_RESOLUTION,  # noqa: F401
-                     compute_reward, scale_target)
-from .runner import (DEFAULT_PROXY_CONFIG, REPO_ROOT, CandidateDiverged,  # noqa: F401
-                     ClassifierEvaluatorBase, SearchCandidateHook, _ClassifierEvaluatorBase,
-                     _release_runner, count_complexity, make_runner, num_threads,
-                     quiet_logger, resolve_path)
+from .reward import (  # noqa: F401
+    PAPER_ALPHA,
+    PAPER_TARGET_FLOPS,
+    PAPER_TARGET_RESOLUTION,
+    compute_reward,
+    scale_target,
+)
+from .runner import (  # noqa: F401
+    DEFAULT_PROXY_CONFIG,
+    REPO_ROOT,
+    CandidateDiverged,
+    ClassifierEvaluatorBase,
+    SearchCandidateHook,
+    _ClassifierEvaluatorBase,
+    _release_runner,
+    count_complexity,
+    make_runner,
+    num_threads,
+    quiet_logger,
+    resolve_path,
+)
 from .zero_cost import ZeroCostEvaluator  # noqa: F401
 
 
@@ -75,7 +92,8 @@ def build_evaluator(cfg):
     if callable(cfg) and not isinstance(cfg, dict):
         return cfg
     cfg = dict(cfg)
-    if cfg.get('type') == 'ZeroCost':  # `--cfg-options evaluator.type=ZeroCost` on a training config
+    # `--cfg-options evaluator.type=ZeroCost` on a training config
+    if cfg.get('type') == 'ZeroCost':
         for key in _TRAINING_ONLY:
             cfg.pop(key, None)
     return build_from(EVALUATORS, 'evaluator', cfg)

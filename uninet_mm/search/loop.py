@@ -38,8 +38,8 @@ import time
 import traceback
 import zlib
 
-from .reward import PAPER_ALPHA, PAPER_TARGET_FLOPS, compute_reward, scale_target
 from .results import ResultsFile
+from .reward import PAPER_ALPHA, PAPER_TARGET_FLOPS, compute_reward, scale_target
 from .strategies import build_strategy
 
 CHECKPOINT_VERSION = 2

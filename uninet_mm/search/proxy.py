@@ -8,8 +8,15 @@ import shutil
 import uuid
 
 from .registry import EVALUATORS
-from .runner import (DEFAULT_PROXY_CONFIG, CandidateDiverged, ClassifierEvaluatorBase,
-                     SearchCandidateHook, _release_runner, make_runner, num_threads)
+from .runner import (
+    DEFAULT_PROXY_CONFIG,
+    CandidateDiverged,
+    ClassifierEvaluatorBase,
+    SearchCandidateHook,
+    _release_runner,
+    make_runner,
+    num_threads,
+)
 
 #: datasets built in this process, by config (Ray workers evaluate many candidates each)
 _DATASET_CACHE = {}
@@ -130,9 +137,11 @@ class ProxyTrainEvaluator(ClassifierEvaluatorBase):
         return cfg
 
     def __call__(self, arch, tokens=None, seed=0):
-        from mmengine.registry import init_default_scope
-        import uninet_mm  # noqa: F401
         import tempfile
+
+        from mmengine.registry import init_default_scope
+
+        import uninet_mm  # noqa: F401
 
         base = self.work_dir or tempfile.mkdtemp(prefix='uninet_search_')
         work_dir = osp.join(base, f'cand_{uuid.uuid4().hex[:8]}')

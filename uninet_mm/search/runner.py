@@ -157,6 +157,7 @@ class ClassifierEvaluatorBase:
     def build_model(self, arch):
         from mmengine.registry import init_default_scope
         from mmpretrain.registry import MODELS
+
         import uninet_mm  # noqa: F401  (registers UniNet and its head)
         init_default_scope('mmpretrain')
         return MODELS.build(self.model_cfg(arch))

@@ -6,8 +6,14 @@ import torch
 import torch.nn as nn
 
 from .registry import EVALUATORS
-from .runner import (DEFAULT_PROXY_CONFIG, CandidateDiverged, ClassifierEvaluatorBase,
-                     num_threads, quiet_logger)
+from .runner import (
+    DEFAULT_PROXY_CONFIG,
+    CandidateDiverged,
+    ClassifierEvaluatorBase,
+    num_threads,
+    quiet_logger,
+)
+
 
 @EVALUATORS.register_module(name='ZeroCost')
 class ZeroCostEvaluator(ClassifierEvaluatorBase):
