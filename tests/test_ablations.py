@@ -11,13 +11,17 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import uninet_mm  # noqa: F401  (registers the models)
 from uninet_mm.models import UniNet, deploy_ops
-from uninet_mm.models.dsms import DSM_TYPES, AttentionDSM
-from uninet_mm.models.gops import GOP_TYPES, GlobalAttention, TokenGOP
+from uninet_mm.models.dsms import AttentionDSM
+from uninet_mm.models.gops import GlobalAttention, TokenGOP
 from uninet_mm.models.layers import attention_heads
 from uninet_mm.models.uninet import ARCH_PRESETS, parse_arch
 from uninet_mm.registry import build_dsm, build_gop
 
 pytestmark = pytest.mark.usefixtures('one_thread')
+
+#: the paper's operators (Sec. 3), as the arch dicts spell them
+GOP_TYPES = ('DWConv', 'Conv', 'SA', 'LSA', 'MLP')
+DSM_TYPES = ('L', 'LG', 'G')
 
 # -- the heads rule -------------------------------------------------------------------------------
 #: width -> heads, worked out by hand from the documented rule (the divisor of the width closest

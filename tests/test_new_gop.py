@@ -63,16 +63,11 @@ def test_backbone_builds_and_runs_the_new_gop(toy_gop):
     torch.testing.assert_close(outs[1], y)
 
 
-def test_parser_reads_what_the_new_gop_declares(toy_gop):
+def test_parser_accepts_the_new_gop_at_any_width(toy_gop):
     assert parse_arch(_arch(toy_gop))['gops'] == ['DWConv', toy_gop]
-    # the class declares needs_heads: a width that does not split into heads of 16 is refused
-    with pytest.raises(ValueError, match='width 40 is not divisible by the head dimension 16'):
-        parse_arch(_arch(toy_gop, width=40))
-    PointwiseGOP.needs_heads = False
-    try:
-        assert parse_arch(_arch(toy_gop, width=40))['widths'][1] == 40
-    finally:
-        PointwiseGOP.needs_heads = True
+    # attention picks its heads from the width, so the parser refuses no width of a GOP that
+    # declares needs_heads (only the search space may round, when asked to)
+    assert parse_arch(_arch(toy_gop, width=40))['widths'][1] == 40
 
 
 def test_unregistered_gop_is_refused():
@@ -81,16 +76,22 @@ def test_unregistered_gop_is_refused():
 
 
 def test_search_space_accepts_and_rounds_the_new_gop(toy_gop):
-    space = build_search_space(dict(
-        base_arch=_arch('DWConv', width=24), searchable_stages=[1],
-        choices=dict(gop=[toy_gop, 'DWConv'], dsm=['L'], expansion=[2], width_mult=[1.25],
-                     repeat_delta=[0])))
-    toy, conv = space.decode([0, 0, 0, 0, 0]), space.decode([1, 0, 0, 0, 0])
+    def space(round_attention_widths):
+        return build_search_space(dict(
+            base_arch=_arch('DWConv', width=24), searchable_stages=[1],
+            choices=dict(gop=[toy_gop, 'DWConv'], dsm=['L'], expansion=[2], width_mult=[1.25],
+                         repeat_delta=[0]),
+            round_attention_widths=round_attention_widths))
+
+    plain, rounded = space(False), space(True)
+    toy, conv = plain.decode([0, 0, 0, 0, 0]), plain.decode([1, 0, 0, 0, 0])
     assert toy['gops'][1] == toy_gop and conv['gops'][1] == 'DWConv'
     assert toy['widths'][1] == 32                                 # 24 * 1.25 = 30 -> 32
-    # the width rule asks the class: heads of 16 for the toy, multiples of 8 for DWConv
-    assert space.stage_width(1, toy_gop, 'L', 1.5) == 48          # 36 -> 32 < 0.9 * 36 -> 48
-    assert space.stage_width(1, 'DWConv', 'L', 1.5) == 40         # 36 -> 40
+    # default: multiples of 8 whatever the operator
+    assert plain.stage_width(1, toy_gop, 'L', 1.5) == 40          # 36 -> 40
+    # round_attention_widths asks the class: heads of 16 for the toy, multiples of 8 for DWConv
+    assert rounded.stage_width(1, toy_gop, 'L', 1.5) == 48        # 36 -> 32 < 0.9 * 36 -> 48
+    assert rounded.stage_width(1, 'DWConv', 'L', 1.5) == 40       # 36 -> 40
     model = UniNet(toy, out_indices=(1,))
     assert all(isinstance(b, PointwiseGOP) for b in model.stages[1].blocks)
     with pytest.raises(ValueError, match="unknown GOP"):
