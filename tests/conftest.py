@@ -18,6 +18,17 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: slower than ~10 s (make test deselects them)')
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the random order's seed (pytest.ini sets it), also under ``-q``, so that a failure
+    that depends on the order can be replayed with ``--randomly-seed=N``."""
+    seed = getattr(config.option, 'randomly_seed', None)
+    if config.pluginmanager.hasplugin('randomly') and seed is not None:
+        terminalreporter.write_line(f'test order: random, --randomly-seed={seed} '
+                                    f'(replay with the same option)')
+    else:
+        terminalreporter.write_line('test order: file order (pytest-randomly not active)')
+
+
 @pytest.fixture(scope='module')
 def one_thread():
     before = torch.get_num_threads()

@@ -159,8 +159,8 @@ def test_patchifying_stem():
 
 # -- the ablation configs -------------------------------------------------------------------------
 def build_cfg_model(path):
-    from mmpretrain.registry import MODELS
     from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
     with torch.device('meta'):
         return MODELS.build(Config.fromfile(path).model)

@@ -16,6 +16,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmpretrain.evaluation import Accuracy
 from mmpretrain.registry import DATASETS, MODELS
 from mmpretrain.structures import DataSample
@@ -44,6 +45,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    """Build under the configs' ``default_scope`` ('mmpretrain'), as MMEngine's Runner does:
+    a Runner of an earlier test (or of the user's own code) leaves its scope, e.g. 'mmseg',
+    behind, and MMEngine's ``Registry.build`` then looks types up in that library's registry."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 @functools.lru_cache(maxsize=None)

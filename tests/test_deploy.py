@@ -16,7 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from uninet_mm.models import UniNet, deploy, deploy_ops
 from uninet_mm.models.dsms import DSMBase, LocalGlobalDSM
-from uninet_mm.models.gops import FFN, ConvGOP, GlobalAttention, SAGOP, TokenGOP, WindowTokenMLP
+from uninet_mm.models.gops import FFN, SAGOP, ConvGOP, GlobalAttention, TokenGOP, WindowTokenMLP
 from uninet_mm.models.layers import DropPath, SqueezeExcite
 from uninet_mm.models.uninet import UniNetStage
 

@@ -61,7 +61,7 @@ def check_det_metrics(metrics, dump, root):
     by this process a moment ago), with our own box conversion; every image has predictions."""
     import mmengine
     from pycocotools import mask as mask_utils
-    from test_metrics import (coco_ap_by_pycocotools, coco_cat_ids, det_results_of)
+    from test_metrics import coco_ap_by_pycocotools, coco_cat_ids, det_results_of
     ann_file = f'{root}/coco/annotations/instances_val.json'
     preds = mmengine.load(dump)
     assert len(preds) == 2 and all(len(p['pred_instances']['scores']) for p in preds)

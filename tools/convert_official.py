@@ -19,11 +19,10 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import uninet_mm  # noqa: E402,F401  (registers the models, safe torch.load globals)
-from uninet_mm.converters.official import convert_official, is_official, unwrap  # noqa: E402
 from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
+from uninet_mm.converters.official import convert_official, is_official, unwrap  # noqa: E402
 from uninet_mm.models.arch import parse_arch  # noqa: E402
-from uninet_mm.utils.safe_load import (CheckpointFileError, UnsafeCheckpointError,  # noqa: E402
-                                       load_file)
+from uninet_mm.utils.safe_load import CheckpointFileError, UnsafeCheckpointError, load_file  # noqa: E402
 from uninet_mm.utils.state_dict import strip_prefix  # noqa: E402
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
+
 from uninet_mm.apis.loading import check_model_checkpoint  # noqa: E402
 from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
 from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402

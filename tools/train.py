@@ -21,11 +21,12 @@ from copy import deepcopy
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 from uninet_mm.apis.workdir import UserInputError, check_work_dir  # noqa: E402
 from uninet_mm.engine.guards import NonFiniteLossError, add_guard_hooks  # noqa: E402
 from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402

@@ -5,18 +5,19 @@ The training modules (``gops.py``, ``dsms.py``) are plain PyTorch. :func:`repara
 replaces each of them, outermost first, by its deployed module, which holds only what inference
 needs and computes through the :mod:`~uninet_mm.models.deploy_ops` kernels:
 
-=========================  ===============================  ===========================================
+=========================  ===============================  ========================================
 training module            deployed module                  folded / fused
-=========================  ===============================  ===========================================
+=========================  ===============================  ========================================
 stem (conv, BN, GELU)      :class:`DeployedStem`            BN; GELU; input to channels_last memory
-``ConvGOP`` (Eq. 1)        :class:`DeployedConvGOP`         pre-norm and BNs; GELU; SE gate into the
-                                                            projection's weights
+``ConvGOP`` (Eq. 1)        :class:`DeployedConvGOP`         pre-norm and BNs; GELU; SE gate into
+                                                            the projection's weights
 ``TokenGOP`` (Eq. 2-4)     :class:`DeployedTokenGOP`        layer scales into the mixer's output
-                                                            projection and the FFN's fc2; GELU into fc1
+                                                            projection and the FFN's fc2; GELU
+                                                            into fc1
 ``LocalDSM``               :class:`DeployedLocalDSM`        BN into the depth-wise conv
-``LocalGlobalDSM``,        :class:`DeployedLocalGlobalDSM`, BN into the query conv; oneDNN attention
-``GlobalDSM``              :class:`DeployedGlobalDSM`
-=========================  ===============================  ===========================================
+``LocalGlobalDSM``,        :class:`DeployedLocalGlobalDSM`, BN into the query conv; oneDNN
+``GlobalDSM``              :class:`DeployedGlobalDSM`       attention
+=========================  ===============================  ========================================
 
 Outputs equal the training modules' in eval mode within fp32 rounding. ``UniNet(deploy=True)``
 builds the same structure directly (:meth:`UniNet.__init__`), so a checkpoint saved after the
@@ -30,10 +31,23 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import deploy_ops
 from .dsms import GlobalDSM, LocalDSM, LocalGlobalDSM
-from .gops import FFN, ConvGOP, GlobalAttention, TokenGOP, WindowAttention, WindowTokenMLP
-from .gops import window_partition, window_reverse
-from .layers import (fold_bn_before_conv, fold_bn_into_conv, fold_scale_into_linear,
-                     map_to_tokens, tokens_to_map)
+from .gops import (
+    FFN,
+    ConvGOP,
+    GlobalAttention,
+    TokenGOP,
+    WindowAttention,
+    WindowTokenMLP,
+    window_partition,
+    window_reverse,
+)
+from .layers import (
+    fold_bn_before_conv,
+    fold_bn_into_conv,
+    fold_scale_into_linear,
+    map_to_tokens,
+    tokens_to_map,
+)
 
 #: training class -> function(module, **kwargs) returning its inference form
 _INFERENCE_FORMS = {}

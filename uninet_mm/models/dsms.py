@@ -22,8 +22,13 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import DSMS
-from .layers import (attention_heads, fuse_conv_bn_pairs, init_linear_and_norm,
-                     map_to_tokens, tokens_to_map)
+from .layers import (
+    attention_heads,
+    fuse_conv_bn_pairs,
+    init_linear_and_norm,
+    map_to_tokens,
+    tokens_to_map,
+)
 
 
 class DSMBase(BaseModule):

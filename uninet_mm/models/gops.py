@@ -23,8 +23,16 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ..registry import GOPS
-from .layers import (DropPath, SqueezeExcite, attention_heads, fold_bn_before_conv,
-                     fuse_conv_bn_pairs, init_linear_and_norm, map_to_tokens, tokens_to_map)
+from .layers import (
+    DropPath,
+    SqueezeExcite,
+    attention_heads,
+    fold_bn_before_conv,
+    fuse_conv_bn_pairs,
+    init_linear_and_norm,
+    map_to_tokens,
+    tokens_to_map,
+)
 
 
 class ConvGOP(BaseModule):

@@ -25,12 +25,15 @@ from ..registry import CHECKPOINT_CONVERTERS, build_dsm, build_gop, register_mod
 from ..utils.state_dict import strip_prefix
 
 # presets and the parser live in arch.py; re-exported here for the code that imports them here
-from .arch import (ARCH_PRESETS, BASE_ARCH, PER_STAGE_KEYS, SCALAR_KEYS,  # noqa: F401
-                   arch_spec, parse_arch)
+from .arch import ARCH_PRESETS, BASE_ARCH, PER_STAGE_KEYS, SCALAR_KEYS, arch_spec, parse_arch  # noqa: F401
 from .deploy import DeployedStem, register_inference_form, reparameterize, reset_parameters
 from .layers import fuse_conv_bn_pairs
-from .validate import (check_drop_path_rate, check_in_channels, normalize_out_indices,
-                       partial_load_message)
+from .validate import (
+    check_drop_path_rate,
+    check_in_channels,
+    normalize_out_indices,
+    partial_load_message,
+)
 
 
 class UniNetStage(BaseModule):
