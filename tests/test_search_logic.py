@@ -201,6 +201,30 @@ def test_naswot_ranks_the_network_that_separates_inputs_better():
     assert ev('separate')['metric'] == 'naswot'
 
 
+class ZeroBiasCodeNet(CodeNet):
+    """CodeNet with bias 0: the inactive units' pre-activations are exactly 0."""
+
+    def init_weights(self):
+        super().init_weights()
+        with torch.no_grad():
+            self.fc.bias.zero_()
+
+
+def test_naswot_code_of_an_exact_zero_is_inactive():
+    """NASWOT's code is ``x > 0`` (Mellor et al.: a unit is active when its input is
+    positive): pre-activations of exactly 0 are inactive, so the separate codes still score
+    log 80. Counting them active (``x >= 0``) would make every image light every unit, K = 4 J,
+    singular."""
+    separate = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+
+    class Ev(ConstructedNASWOT):
+        def build_model(self, arch):
+            return ZeroBiasCodeNet(self.nets[arch])
+
+    assert Ev(dict(separate=separate))('separate')['accuracy'] == pytest.approx(
+        math.log(80), rel=1e-9)
+
+
 def test_naswot_scores_a_network_that_cannot_tell_two_images_apart_as_failed():
     """Images 0 and 1 with the same code: K is singular; the candidate fails loudly instead of
     scoring -inf (which a maximiser would just ignore)."""
