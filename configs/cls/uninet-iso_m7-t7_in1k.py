@@ -4,23 +4,6 @@
 # tokens at 224), stages without DSMs (the width never changes), width 384, 6 heads of 64, FFN
 # expansion 4; head: UniNetClsHead with mid_channels = the width. Recipe: uninet_b1_in1k.py
 # (the UniNet recipe at 224x224). Parameters and FLOPs: docs/ablations.md.
-_base_ = ['./uninet_b1_in1k.py']
+_base_ = ['./uninet-iso_t7-m7_in1k.py']  # the same blocks in the other order
 
-model = dict(
-    backbone=dict(
-        arch=dict(
-            _delete_=True,  # replaces the preset name of the base config
-            gops=['MLP', 'SA'],
-            dsms=[None, None],
-            strides=[1, 1],
-            expansions=[4, 4],
-            widths=[384, 384],
-            repeats=[7, 7],
-            stem_width=384,
-            stem_patch=16,
-            head_dim=64,
-            window_size=14,
-            input_size=224),
-        out_indices=(1, ),
-        drop_path_rate=0.1),
-    head=dict(in_channels=384, mid_channels=384))
+model = dict(backbone=dict(arch=dict(gops=['MLP', 'SA'])))

@@ -2,18 +2,6 @@
 # that down-samples (stages 1-5; stage 0 follows the stem directly) instead of the searched
 # [L, L, L, LG, LG]. Everything else is UniNet-B0 and its recipe (uninet_b0_in1k.py, 160x160).
 # Parameters and FLOPs: docs/ablations.md (python tools/get_flops.py THIS_CONFIG --shape 160).
-_base_ = ['./uninet_b0_in1k.py']
+_base_ = ['./uninet_b0_dsm-l_in1k.py']  # UniNet-B0 spelled out; only the DSMs differ
 
-model = dict(
-    backbone=dict(arch=dict(
-        _delete_=True,  # replaces the preset name of the base config
-        gops=['DWConv', 'DWConv', 'DWConv', 'DWConv', 'SA', 'SA'],
-        dsms=[None, 'G', 'G', 'G', 'G', 'G'],
-        strides=[1, 2, 2, 2, 1, 2],
-        expansions=[1, 4, 6, 3, 2, 5],
-        widths=[24, 48, 80, 128, 128, 256],
-        repeats=[1, 2, 4, 4, 4, 8],
-        stem_width=32,
-        head_dim=32,
-        window_size=7,
-        input_size=160)))
+model = dict(backbone=dict(arch=dict(dsms=[None, 'G', 'G', 'G', 'G', 'G'])))
