@@ -240,10 +240,10 @@ def test_ppo_learns_a_known_best_architecture_and_beats_random(seed):
 
 # -- the loop: failures, resume ------------------------------------------------------------------
 def _run(space, work_dir, evaluator, strategy='ppo', budget=12, batch=4, resume=False,
-         executor=None):
+         executor=None, schedule='auto'):
     return SearchRun(space, dict(type=strategy), evaluator, str(work_dir), budget,
-                     target_flops=1.0, batch_size=batch, seed=0, executor=executor
-                     ).run(resume=resume)
+                     target_flops=1.0, batch_size=batch, seed=0, executor=executor,
+                     schedule=schedule).run(resume=resume)
 
 
 def test_failed_candidates_are_recorded_and_the_search_goes_on(tmp_path):
@@ -519,9 +519,17 @@ def test_ray_executor_gives_the_serial_results(tmp_path):
     serial = _run(space, tmp_path / 'serial', SyntheticEvaluator(best_tokens=best),
                   executor=SerialExecutor())
     ray_ex = RayExecutor(num_workers=2)
-    par = _run(space, tmp_path / 'ray', SyntheticEvaluator(best_tokens=best), executor=ray_ex)
+    par = _run(space, tmp_path / 'ray', SyntheticEvaluator(best_tokens=best), executor=ray_ex,
+               schedule='batch')
     key = lambda r: (r['id'], r['tokens'], r['reward'])  # noqa: E731
     assert [key(r) for r in par] == [key(r) for r in serial]
+    # the asynchronous schedule (the default with 2 workers): every candidate once, the
+    # workers busy (candidates of 0.3 s; docs/search.md gives the demo's utilisation)
+    recs = _run(space, tmp_path / 'async', SyntheticEvaluator(best_tokens=best, sleep=0.3),
+                strategy='random', budget=16, executor=ray_ex)
+    assert [r['index'] for r in recs] == list(range(16))
+    from uninet_mm.search import worker_utilisation
+    assert worker_utilisation(recs, 2) >= 0.8
     import ray
     ray.shutdown()
 

@@ -41,9 +41,13 @@ def parse_args(argv=None):
     p.add_argument('--budget', type=int, help='candidates per strategy')
     p.add_argument('--batch-size', type=int, help='candidates per proposal / PPO update')
     p.add_argument('--seed', type=int)
-    p.add_argument('--executor', choices=['auto', 'serial', 'ray'])
+    p.add_argument('--executor', choices=['auto', 'serial', 'pool', 'ray'])
     p.add_argument('--ray-address', help="an existing Ray cluster ('auto', 'ray://host:10001')")
-    p.add_argument('--num-workers', type=int, help='concurrent candidates on a local Ray')
+    p.add_argument('--num-workers', type=int,
+                   help='concurrent candidates (a local Ray or the pool)')
+    p.add_argument('--schedule', choices=['auto', 'batch', 'async'],
+                   help="'async': propose a candidate as soon as a worker is free (default "
+                        "with more than one worker); 'batch': wait for every batch")
     p.add_argument('--topk', type=int, help='architectures to export')
     p.add_argument('--print-space', action='store_true', help='print the space and exit')
     p.add_argument('--no-multiseed', action='store_true',
@@ -68,7 +72,7 @@ def load_config(args):
         opts.add_argument('--o', nargs='+', action=DictAction)
         cfg.merge_from_dict(opts.parse_args(['--o'] + args.cfg_options).o)
     search = cfg.get('search', {})
-    for key in ('budget', 'batch_size', 'seed'):
+    for key in ('budget', 'batch_size', 'seed', 'schedule'):
         if getattr(args, key) is not None:
             search[key] = getattr(args, key)
     cfg.search = search
@@ -105,6 +109,7 @@ def main(argv=None):
         build_executor,
         build_search_space,
         export_topk,
+        worker_utilisation,
         pareto_plot,
         resolve_target,
         strategy_stats,
@@ -151,17 +156,25 @@ def main(argv=None):
           f'executor {executor.kind} x{executor.num_workers}; work dir {work_dir}', flush=True)
 
     progress = Progress(total=budget * len(cfg.strategies))
+    utilisation = {}
     for st in cfg.strategies:
         run = SearchRun(space, st, evaluator, work_dir, budget, target, alpha=alpha,
                         batch_size=batch_size, executor=executor, seed=seed,
                         failure_reward=float(s.get('failure_reward', 0.)),
-                        cache=bool(s.get('cache', True)), progress=progress)
+                        cache=bool(s.get('cache', True)), progress=progress,
+                        schedule=s.get('schedule', 'auto'))
         try:
             run.run(resume=args.resume)
         except ValueError as e:  # a resume with other settings, an unreadable checkpoint
             if args.resume:
                 raise SystemExit(str(e)) from None
             raise
+        mine = [r for r in results.load() if r.get('strategy') == run.name]
+        util = worker_utilisation(mine, executor.num_workers)
+        if util is not None:
+            utilisation[run.name] = util
+            print(f'{run.name}: worker utilisation {100 * util:.1f}% of {executor.num_workers} '
+                  f'{executor.kind} workers ({run.schedule} schedule)', flush=True)
         ent = [h['entropy'] for h in run.history if 'entropy' in h]
         if ent and hasattr(run.strategy, 'controller'):
             print(f'{run.name}: policy entropy {ent[0]:.2f} -> {ent[-1]:.2f} nats (uniform: '
@@ -188,6 +201,8 @@ def main(argv=None):
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(dict(config=args.config, space_size=space.size, budget=budget,
                        target_flops=target, alpha=alpha, wall_seconds=elapsed,
+                       executor=dict(kind=executor.kind, num_workers=executor.num_workers),
+                       worker_utilisation=utilisation,
                        strategies=stats, pareto_plot=plot, topk=folders), f, indent=1)
     print('\n' + table + '\n')
     line = [f'{n}: best reward {_f(stats[n]["best_reward"])} (acc '

@@ -7,7 +7,7 @@ One concept per module: ``space`` (tokens <-> arch dicts), ``controller`` (polic
 ``strategies`` (PPO / random / evolution), ``reward`` (the reward, alpha and target),
 ``runner`` (Runner plumbing of the proxies), ``proxy`` (proxy training), ``zero_cost``
 (NASWOT), ``evaluators`` (synthetic, ``build_evaluator``), ``registry`` (MMEngine registries
-of strategies, evaluators, executors), ``executor`` (serial / Ray), ``results`` (the results
+of strategies, evaluators, executors), ``executor`` (serial / local pool / Ray), ``results`` (the results
 file), ``loop`` (the resumable search loop, progress), ``export`` (configs, plot, tables),
 ``tabular`` and ``nasbench_graph`` (tabular benchmarks), ``stats`` and ``benchmark`` (the
 multi-seed harness of ``tools/search_benchmark.py``).
@@ -21,9 +21,9 @@ from .evaluators import (
                          compute_reward,
                          scale_target,
 )
-from .executor import RayExecutor, SerialExecutor, build_executor, ray_available
+from .executor import PoolExecutor, RayExecutor, SerialExecutor, build_executor, ray_available
 from .export import export_topk, pareto_front, pareto_plot, strategy_stats, summary_table, top_k
-from .loop import Progress, SearchRun, resolve_target, run_candidate
+from .loop import Progress, SearchRun, resolve_target, run_candidate, worker_utilisation
 from .registry import EVALUATORS, EXECUTORS, STRATEGIES
 from .results import ResultsFile
 from .space import DECISIONS, PAPER_CHOICES, SearchSpace, SearchSpaceError, build_search_space
@@ -32,7 +32,8 @@ from .tabular import Table, TabularEvaluator, TabularSpace, load_table
 
 __all__ = [
     'LSTMPolicy', 'PPOController', 'ProxyTrainEvaluator', 'SyntheticEvaluator',
-    'ZeroCostEvaluator', 'build_evaluator', 'compute_reward', 'scale_target', 'RayExecutor',
+    'ZeroCostEvaluator', 'build_evaluator', 'compute_reward', 'scale_target', 'PoolExecutor',
+    'RayExecutor', 'worker_utilisation',
     'SerialExecutor', 'build_executor', 'ray_available', 'export_topk', 'pareto_front',
     'pareto_plot', 'strategy_stats', 'summary_table', 'top_k', 'Progress', 'SearchRun',
     'resolve_target', 'run_candidate', 'ResultsFile', 'DECISIONS', 'PAPER_CHOICES',

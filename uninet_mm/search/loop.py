@@ -1,20 +1,36 @@
-"""The search loop: propose a batch, evaluate it (serially or on Ray), write every finished
-candidate at once to the results file, feed the rewards back, checkpoint; resumable.
+"""The search loop: propose candidates, evaluate them (serially, in a local pool or on Ray),
+write every finished candidate at once to the results file, feed the rewards back,
+checkpoint; resumable.
 
-Durability protocol (per strategy, in ``work_dir``):
+Two schedules (``SearchRun(schedule=...)``):
 
-1. the strategy proposes a batch; the checkpoint ``checkpoints/<name>.pth`` is written
-   atomically with the strategy's state *after* proposing and the batch itself (ids + tokens);
-2. every candidate of the batch is appended to ``results.jsonl`` the moment it finishes;
-3. the rewards of the whole batch are fed back (a PPO update) and the checkpoint is written
-   again without a pending batch.
+- ``'batch'``: propose ``batch_size`` candidates, evaluate them all, feed them back (one PPO
+  update), repeat. Workers that finish early wait for the slowest candidate of the batch.
+- ``'async'``: keep every worker busy. A candidate is proposed the moment a worker is free;
+  the strategy is fed back whenever it holds ``batch_size`` finished candidates (in the order
+  they finished), while the others keep running (asynchronous as in Real et al.'s evolution
+  and Ray Tune's searchers). PPO's update weights candidates sampled by an older policy by
+  the truncated importance ratio, as replayed ones. ``'auto'`` (default): ``'async'`` when
+  the executor has more than one worker.
+
+Durability protocol (per strategy, in ``work_dir``), the same for both:
+
+1. the strategy proposes; the checkpoint ``checkpoints/<name>.pth`` is written atomically with
+   the strategy's state *after* proposing and every candidate proposed but not yet fed back
+   (ids + tokens), before any of them is started;
+2. every candidate is appended to ``results.jsonl`` the moment it finishes;
+3. after rewards are fed back (a PPO update) the checkpoint is written again without them.
 
 After a crash at any point (``kill -9`` included), ``resume=True`` loads the checkpoint and the
-results file: a pending batch is finished by evaluating only the candidates that have no record
-yet, then the search goes on as if it had never stopped. No finished candidate is trained
-twice; only the ones running at the crash are redone. The strategies draw from their own seeded
-generators, whose states are in the checkpoint, so a resumed search proposes exactly what the
-uninterrupted one would.
+results file: the candidates proposed but not fed back are finished by evaluating only those
+that have no record yet, then the search goes on. No finished candidate is trained twice; only
+the ones running at the crash are redone. The strategies draw from their own seeded
+generators, whose states are in the checkpoint, so a resumed batch search proposes exactly what
+the uninterrupted one would (an asynchronous one depends on the order candidates finish in,
+which no run repeats exactly).
+
+Every record holds ``t_start`` / ``t_end`` (Unix time, on the worker), from which
+:func:`worker_utilisation` measures how busy the workers were.
 
 Repeated architectures (common once PPO converges) are not trained again: their record
 copies the earlier result with ``cached_from``; the cache is keyed on the decoded architecture
@@ -42,12 +58,14 @@ from .results import ResultsFile
 from .reward import PAPER_ALPHA, PAPER_TARGET_FLOPS, compute_reward, scale_target
 from .strategies import build_strategy
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
+SCHEDULES = ('auto', 'batch', 'async')
 
 
 def run_candidate(evaluator, job):
     """Evaluate one candidate; never raises: errors become ``status='failed'`` results."""
     t0 = time.time()
+    out = {}
     try:
         out = dict(evaluator(job['arch'], tokens=job['tokens'], seed=job['seed']))
         acc = out.get('accuracy')
@@ -59,8 +77,23 @@ def run_candidate(evaluator, job):
                    traceback=''.join(traceback.format_exc(limit=-4)))
         if _out_of_memory(e):  # the machine's fault, not the candidate's: retried
             out['infrastructure'] = True
-    out['time'] = time.time() - t0
+    t1 = time.time()
+    out.update(time=t1 - t0, t_start=t0, t_end=t1)
     return out
+
+
+def worker_utilisation(records, num_workers):
+    """The fraction of ``num_workers`` x the wall span (first ``t_start`` to last ``t_end``)
+    that evaluated records kept busy: ``sum(t_end - t_start) / (num_workers * span)``; None
+    without timed records. Cached records (no evaluation) do not count."""
+    spans = [(r['t_start'], r['t_end']) for r in records
+             if r.get('t_start') is not None and r.get('t_end') is not None
+             and not r.get('cached_from')]
+    if not spans:
+        return None
+    wall = max(e for _, e in spans) - min(s for s, _ in spans)
+    busy = sum(e - s for s, e in spans)
+    return busy / (num_workers * wall) if wall > 0 else 1.
 
 
 def _out_of_memory(e):
@@ -171,6 +204,7 @@ class SearchRun:
         progress (Progress, optional): shared progress display.
         durable (bool): fsync every record and checkpoint (False: flush only; the benchmark
             harness, whose runs are cheap to redo).
+        schedule (str): ``'batch'``, ``'async'`` or ``'auto'`` (module doc).
 
     A strategy config may carry its own ``batch_size`` (e.g. PPO's update size), which then
     overrides ``batch_size`` for that strategy.
@@ -178,7 +212,7 @@ class SearchRun:
 
     def __init__(self, space, strategy_cfg, evaluator, work_dir, budget, target_flops,
                  alpha=PAPER_ALPHA, batch_size=4, executor=None, seed=0, failure_reward=0.,
-                 cache=True, progress=None, durable=True):
+                 cache=True, progress=None, durable=True, schedule='auto'):
         from .executor import SerialExecutor
         self.space = space
         self.strategy_cfg = dict(strategy_cfg)
@@ -203,11 +237,17 @@ class SearchRun:
         self.results = ResultsFile(osp.join(work_dir, 'results.jsonl'), fsync=self.durable)
         self.ckpt_path = osp.join(work_dir, 'checkpoints', f'{self.name}.pth')
         self.history = []
+        if schedule not in SCHEDULES:
+            raise ValueError(f'search: schedule must be one of {SCHEDULES}, got {schedule!r}')
+        if schedule == 'auto':
+            schedule = 'async' if getattr(self.executor, 'num_workers', 1) > 1 else 'batch'
+        self.schedule = schedule
 
     # -- checkpoint -------------------------------------------------------------------------
     def signature(self):
         """What a resume must match: the space (its choices, in order), the strategy
-        settings, the reward, the batch size and the seed."""
+        settings, the reward, the batch size and the seed (not the schedule or the executor:
+        both loops read and write the same pending candidates, a run may go on elsewhere)."""
         space = (self.space.signature() if hasattr(self.space, 'signature')
                  else dict(num_choices=list(self.space.num_choices)))
         return _plain(dict(space=space, strategy=self.strategy_cfg,
@@ -269,6 +309,9 @@ class SearchRun:
         rec = dict(id=cid, strategy=self.name, index=index, tokens=list(tokens), arch=arch,
                    seed=self.seed, finished_at=_now(), time=round(result.get('time', 0.), 3),
                    status=result['status'])
+        for k in ('t_start', 't_end'):
+            if result.get(k) is not None:
+                rec[k] = round(float(result[k]), 3)
         if result['status'] == 'ok':
             flops = result.get('flops')
             rec.update(accuracy=float(result['accuracy']),
@@ -298,6 +341,8 @@ class SearchRun:
 
     def _cached(self, src, cid, index, tokens):
         rec = copy.deepcopy(src)
+        rec.pop('t_start', None)
+        rec.pop('t_end', None)
         rec.update(id=cid, strategy=self.name, index=index, tokens=list(tokens),
                    cached_from=src['id'], time=0., finished_at=_now())
         return rec
@@ -335,6 +380,8 @@ class SearchRun:
         if self.progress is not None:
             self.progress.skip(len(mine))
         fn = _CandidateFn(self.evaluator)
+        if self.schedule == 'async':
+            return self._run_async(fn, mine, cache, next_index, pending)
         while True:
             if pending is None:
                 if next_index >= self.budget:
@@ -359,13 +406,104 @@ class SearchRun:
             rewards = [self.reward_of(mine[cid]) for cid, _, _ in pending]
             stats = self.strategy.observe(tokens, rewards) or {}
             entry = {k: v for k, v in stats.items() if isinstance(v, (int, float))}
-            entry.update(index=next_index, batch_mean_reward=sum(rewards) / len(rewards))
+            entry.update(index=next_index, candidates=len(rewards),
+                         batch_mean_reward=sum(rewards) / len(rewards))
             self.history.append(entry)
             pending = None
             self._save(next_index, None)
         return sorted(mine.values(), key=lambda r: r['index'])
 
     max_retries = 2
+
+    def _run_async(self, fn, mine, cache, next_index, pending):
+        """The ``'async'`` schedule (module doc): a worker never waits for a batch."""
+        pending = list(pending or [])   # proposed, not fed back yet, in proposal order
+        entries = {cid: (cid, index, tokens) for cid, index, tokens in pending}
+        ready = [cid for cid, _, _ in pending if cid in mine]  # finished, not fed back
+        running = {}                    # cid -> cache key, submitted to the executor
+        twins = {}                      # cache key -> [cids waiting for a running twin]
+        lost = {}                       # cid -> attempts lost to the infrastructure
+
+        def start(cid):
+            _, index, tokens = entries[cid]
+            try:
+                arch = self.space.decode(tokens)
+            except Exception as e:  # noqa: BLE001
+                self._emit(self._record(cid, index, tokens, None, dict(
+                    status='failed', error=f'decode: {type(e).__name__}: {e}')), mine, cache)
+                ready.append(cid)
+                return
+            key = self.key_of(tokens, arch)
+            if self.cache and key in cache:
+                self._emit(self._cached(cache[key], cid, index, tokens), mine, cache)
+                ready.append(cid)
+            elif self.cache and key in running.values():
+                twins.setdefault(key, []).append(cid)  # its twin is being evaluated
+            else:
+                running[cid] = key
+                self.executor.submit(fn, dict(id=cid, index=index, tokens=tokens, arch=arch,
+                                              seed=self.seed))
+
+        # proposed before a crash and never finished (more than the workers after a batch
+        # run): started first, as workers come free
+        queue = [cid for cid, _, _ in pending if cid not in mine]
+        workers = max(1, int(getattr(self.executor, 'num_workers', 1)))
+        while True:
+            while queue and len(running) < workers:
+                start(queue.pop(0))
+            if len(ready) >= self.batch_size or (ready and not running and not twins and
+                                                   not queue and next_index >= self.budget):
+                batch, ready = ready[:self.batch_size], ready[self.batch_size:]
+                stats = self.strategy.observe([entries[c][2] for c in batch],
+                                              [self.reward_of(mine[c]) for c in batch]) or {}
+                entry = {k: v for k, v in stats.items() if isinstance(v, (int, float))}
+                entry.update(index=next_index, candidates=len(batch), batch_mean_reward=sum(
+                    self.reward_of(mine[c]) for c in batch) / len(batch))
+                self.history.append(entry)
+                done = set(batch)
+                pending = [p for p in pending if p[0] not in done]
+                for c in batch:
+                    entries.pop(c)
+                self._save(next_index, pending or None)
+                continue
+            if len(running) < workers and not queue and next_index < self.budget:
+                n = min(workers - len(running), self.budget - next_index)
+                new = [(f'{self.name}-{next_index + i}', next_index + i, list(t))
+                       for i, t in enumerate(self.strategy.propose(n))]
+                next_index += n
+                pending += new
+                entries.update((e[0], e) for e in new)
+                self._save(next_index, pending)  # durable before any of them starts
+                for cid, _, _ in new:
+                    start(cid)
+                continue
+            if not running and not queue:  # the budget is spent, everything was fed back
+                break
+            if not running:
+                continue
+            job, result = self.executor.wait_one()
+            cid = job['id']
+            key = running.pop(cid)
+            rec = self._record(cid, job['index'], job['tokens'], job['arch'], result)
+            self._emit(rec, mine, cache)
+            if rec.get('infrastructure'):  # tried again, never cached
+                mine.pop(cid, None)
+                lost[cid] = lost.get(cid, 0) + 1
+                if lost[cid] > self.max_retries:
+                    raise RuntimeError(
+                        f'search: candidate {cid} was lost to the infrastructure '
+                        f'{lost[cid]} times (a worker died or ran out of memory); fix it and '
+                        f'--resume: it will be evaluated again')
+                running[cid] = key
+                self.executor.submit(fn, job)
+                continue
+            ready.append(cid)
+            for twin in twins.pop(key, []):
+                _, index, tokens = entries[twin]
+                self._emit(self._cached(cache[key] if key in cache else rec, twin, index,
+                                        tokens), mine, cache)
+                ready.append(twin)
+        return sorted(mine.values(), key=lambda r: r['index'])
 
     def _evaluate(self, pending, mine, cache, fn):
         """Evaluate the candidates of ``pending`` without a record; returns the ids lost to

@@ -2,9 +2,12 @@
 evolution (Real et al., AAAI 2019), with one interface so they share the budget, the loop, the
 results file and resuming.
 
-``propose(n)`` returns ``n`` token sequences, ``observe(tokens, rewards)`` feeds their rewards
-back (a failed candidate gets the loop's failure reward), ``state_dict`` / ``load_state_dict``
-hold everything needed to continue exactly where a checkpoint left off.
+``propose(n)`` returns ``n`` token sequences, ``observe(tokens, rewards)`` feeds the rewards of
+proposed sequences back (a failed candidate gets the loop's failure reward): the batch loop
+observes each proposed batch whole, in order; the asynchronous loop proposes one candidate
+whenever a worker is free and observes any ``batch_size`` finished ones, in the order they
+finished, while others are still running. ``state_dict`` / ``load_state_dict`` hold everything
+needed to continue exactly where a checkpoint left off.
 """
 import random
 
@@ -40,7 +43,7 @@ class Strategy:
         raise NotImplementedError
 
     def observe(self, tokens, rewards):
-        """Rewards of the last proposed batch (in the order proposed)."""
+        """Rewards of proposed sequences not observed yet (any subset, any order)."""
         return {}
 
     def state_dict(self):
@@ -143,7 +146,7 @@ class PPOSearch(Strategy):
         self.controller = PPOController(self.num_choices, seed=self.seed, **controller_kwargs)
         self.unique, self.max_redraws = bool(unique), int(max_redraws)
         self.seen = set()
-        self.pending_log_probs = None
+        self.pending = []  # [(tokens, per-decision behaviour log-probs)], proposed, unobserved
 
     def propose(self, n):
         tokens, logp = self.controller.sample(n, per_token=True)
@@ -173,25 +176,31 @@ class PPOSearch(Strategy):
                     out_p.append(logp[i])
             tokens, logp = out_t, out_p
             self.seen.update(tuple(t) for t in tokens)
-        self.pending_log_probs = logp
+        self.pending.extend((list(t), lp) for t, lp in zip(tokens, logp))
         return tokens
 
     def observe(self, tokens, rewards):
-        if self.pending_log_probs is None or len(self.pending_log_probs) != len(tokens):
-            raise RuntimeError('PPOSearch.observe: rewards for a batch that was not proposed')
-        stats = self.controller.update(tokens, rewards, self.pending_log_probs)
-        self.pending_log_probs = None
-        return stats
+        """One PPO update on these proposed sequences, with the log-probabilities of the
+        policy that sampled each (in the asynchronous loop an older one for some: the update
+        weights them by ``min(1, pi_old / mu)``, as replayed samples)."""
+        behaviour = []
+        for t in tokens:
+            i = next((i for i, (p, _) in enumerate(self.pending) if p == list(t)), None)
+            if i is None:
+                raise RuntimeError(f'PPOSearch.observe: {list(t)} was not proposed (or was '
+                                   f'observed already)')
+            behaviour.append(self.pending.pop(i)[1])
+        return self.controller.update(tokens, rewards, behaviour)
 
     def state_dict(self):
         return dict(controller=self.controller.state_dict(),
-                    pending_log_probs=self.pending_log_probs,
+                    pending=[[list(t), list(lp)] for t, lp in self.pending],
                     seen=torch.tensor(sorted(self.seen), dtype=torch.int64).reshape(
                         len(self.seen), len(self.num_choices)))
 
     def load_state_dict(self, state):
         self.controller.load_state_dict(state['controller'])
-        self.pending_log_probs = state['pending_log_probs']
+        self.pending = [(list(t), list(lp)) for t, lp in state['pending']]
         seen = state.get('seen')
         self.seen = set() if seen is None else {tuple(t) for t in torch.as_tensor(seen).tolist()}
 
