@@ -14,7 +14,8 @@ from mmengine.registry import Registry
 STRATEGIES = Registry('search strategy', locations=['uninet_mm.search.strategies'])
 #: candidate evaluators: ``cls(**kwargs)``, called as ``(arch, tokens, seed) -> dict``
 EVALUATORS = Registry('search evaluator', locations=['uninet_mm.search.evaluators'])
-#: where candidates run: ``cls(**kwargs)`` with ``map_unordered(fn, jobs)`` (search/executor.py)
+#: where candidates run: ``cls(**kwargs)``, an ``Executor`` (``submit``, ``wait_one``,
+#: ``map_unordered``; search/executor.py)
 EXECUTORS = Registry('search executor', locations=['uninet_mm.search.executor'])
 
 

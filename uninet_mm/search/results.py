@@ -9,7 +9,8 @@ record whose newline is missing is kept (the newline is added before the next ap
 Record fields: ``id`` (``<strategy>-<index>``), ``strategy``, ``index``, ``tokens``, ``arch``,
 ``status`` (``'ok'`` or ``'failed'``), ``accuracy`` (or the evaluator's ``metric``), ``flops``
 (multiply-adds at the proxy resolution), ``params``, ``reward``, ``seed``, ``time`` (seconds
-spent on it), ``error`` (failed ones), ``cached_from`` (a repeated token sequence served from
+spent on it), ``t_start`` / ``t_end`` (Unix time on the worker around the evaluation; not in
+cached records), ``error`` (failed ones), ``cached_from`` (a repeated token sequence served from
 an earlier record instead of re-training), ``finished_at`` (UTC, ISO 8601).
 """
 import json
