@@ -16,6 +16,7 @@ from uninet_mm.search import (
     build_executor,
     worker_utilisation,
 )
+from uninet_mm.search.loop import run_async
 from uninet_mm.search.executor import Executor
 from uninet_mm.search.tabular import Table, TableEntry, TabularEvaluator, TabularSpace
 
@@ -71,6 +72,10 @@ class SimulatedExecutor(Executor):
         return item[3], item[4]
 
 
+STRATEGIES = [dict(type='ppo', ppo_epochs=1), dict(type='random'),
+               dict(type='evolution', population_size=6, sample_size=2)]
+
+
 def _utilisation(log, num_workers):
     span = max(e for _, _, e in log) - min(s for _, s, _ in log)
     return sum(e - s for _, s, e in log) / (num_workers * span)
@@ -98,8 +103,7 @@ def _run(tmp_path, name, strategy, schedule, executor, budget=40, batch=5, resum
     return run, run.run(resume=resume)
 
 
-@pytest.mark.parametrize('strategy', [dict(type='ppo', ppo_epochs=1), dict(type='random'),
-                                      dict(type='evolution', population_size=6, sample_size=2)])
+@pytest.mark.parametrize('strategy', STRATEGIES)
 def test_async_keeps_every_worker_busy_while_work_remains(tmp_path, strategy):
     ex = SimulatedExecutor(num_workers=2)
     run, recs = _run(tmp_path, 'async', strategy, 'async', ex)
@@ -122,6 +126,28 @@ def test_async_keeps_every_worker_busy_while_work_remains(tmp_path, strategy):
     _run(tmp_path, 'batch', strategy, 'batch', ex_b)
     assert _idle_before_last_start(ex_b.log, 2) > 0.
     assert _utilisation(ex_b.log, 2) < util
+
+
+def test_strategies_share_the_workers_without_a_tail_between_them(tmp_path):
+    table = _table()
+
+    def runs(d, ex):
+        return [SearchRun(TabularSpace(table), st, TabularEvaluator(table), str(tmp_path / d),
+                          20, target_flops=1.0, batch_size=5, seed=0, executor=ex,
+                          durable=False) for st in STRATEGIES]
+
+    ex = SimulatedExecutor(num_workers=2)
+    out = run_async(runs('together', ex))
+    assert [[r['index'] for r in recs] for recs in out] == [list(range(20))] * 3
+    on_disk = ResultsFile(str(tmp_path / 'together' / 'results.jsonl')).load()
+    assert sorted(r['id'] for r in on_disk) == sorted(r['id'] for recs in out for r in recs)
+    assert _idle_before_last_start(ex.log, 2) == 0.
+    # one strategy after the other: the last candidates of each leave a worker idle
+    ex_seq = SimulatedExecutor(num_workers=2)
+    for run in runs('one_by_one', ex_seq):
+        run.run()
+    assert _idle_before_last_start(ex_seq.log, 2) > 0.
+    assert _utilisation(ex.log, 2) > _utilisation(ex_seq.log, 2)
 
 
 def test_async_is_the_default_with_more_than_one_worker(tmp_path):

@@ -156,25 +156,32 @@ def main(argv=None):
           f'executor {executor.kind} x{executor.num_workers}; work dir {work_dir}', flush=True)
 
     progress = Progress(total=budget * len(cfg.strategies))
-    utilisation = {}
-    for st in cfg.strategies:
-        run = SearchRun(space, st, evaluator, work_dir, budget, target, alpha=alpha,
-                        batch_size=batch_size, executor=executor, seed=seed,
-                        failure_reward=float(s.get('failure_reward', 0.)),
-                        cache=bool(s.get('cache', True)), progress=progress,
-                        schedule=s.get('schedule', 'auto'))
-        try:
-            run.run(resume=args.resume)
-        except ValueError as e:  # a resume with other settings, an unreadable checkpoint
-            if args.resume:
-                raise SystemExit(str(e)) from None
-            raise
-        mine = [r for r in results.load() if r.get('strategy') == run.name]
-        util = worker_utilisation(mine, executor.num_workers)
-        if util is not None:
-            utilisation[run.name] = util
-            print(f'{run.name}: worker utilisation {100 * util:.1f}% of {executor.num_workers} '
-                  f'{executor.kind} workers ({run.schedule} schedule)', flush=True)
+    runs = [SearchRun(space, st, evaluator, work_dir, budget, target, alpha=alpha,
+                      batch_size=batch_size, executor=executor, seed=seed,
+                      failure_reward=float(s.get('failure_reward', 0.)),
+                      cache=bool(s.get('cache', True)), progress=progress,
+                      schedule=s.get('schedule', 'auto')) for st in cfg.strategies]
+    schedule = runs[0].schedule
+    t_search = time.time()
+    try:
+        if schedule == 'async':  # the strategies share the workers: no idle tail between
+            run_async(runs, resume=args.resume)
+        else:
+            for run in runs:
+                run.run(resume=args.resume)
+    except ValueError as e:  # a resume with other settings, an unreadable checkpoint
+        if args.resume:
+            raise SystemExit(str(e)) from None
+        raise
+    # the candidates evaluated by this process (a resume: not the time before the crash)
+    timed = [r for r in results.load() if r.get('strategy') in names
+             and r.get('t_start', 0) >= t_search - 1]
+    utilisation = worker_utilisation(timed, executor.num_workers)
+    if utilisation is not None:
+        print(f'worker utilisation {100 * utilisation:.1f}% of {executor.num_workers} '
+              f'{executor.kind} workers ({schedule} schedule, {len(timed)} candidates '
+              f'evaluated, {time.time() - t_search:.0f} s)', flush=True)
+    for run in runs:
         ent = [h['entropy'] for h in run.history if 'entropy' in h]
         if ent and hasattr(run.strategy, 'controller'):
             print(f'{run.name}: policy entropy {ent[0]:.2f} -> {ent[-1]:.2f} nats (uniform: '
@@ -202,7 +209,7 @@ def main(argv=None):
         json.dump(dict(config=args.config, space_size=space.size, budget=budget,
                        target_flops=target, alpha=alpha, wall_seconds=elapsed,
                        executor=dict(kind=executor.kind, num_workers=executor.num_workers),
-                       worker_utilisation=utilisation,
+                       schedule=schedule, worker_utilisation=utilisation,
                        strategies=stats, pareto_plot=plot, topk=folders), f, indent=1)
     print('\n' + table + '\n')
     line = [f'{n}: best reward {_f(stats[n]["best_reward"])} (acc '

@@ -23,7 +23,14 @@ from .evaluators import (
 )
 from .executor import PoolExecutor, RayExecutor, SerialExecutor, build_executor, ray_available
 from .export import export_topk, pareto_front, pareto_plot, strategy_stats, summary_table, top_k
-from .loop import Progress, SearchRun, resolve_target, run_candidate, worker_utilisation
+from .loop import (
+    Progress,
+    SearchRun,
+    resolve_target,
+    run_async,
+    run_candidate,
+    worker_utilisation,
+)
 from .registry import EVALUATORS, EXECUTORS, STRATEGIES
 from .results import ResultsFile
 from .space import DECISIONS, PAPER_CHOICES, SearchSpace, SearchSpaceError, build_search_space
@@ -33,7 +40,7 @@ from .tabular import Table, TabularEvaluator, TabularSpace, load_table
 __all__ = [
     'LSTMPolicy', 'PPOController', 'ProxyTrainEvaluator', 'SyntheticEvaluator',
     'ZeroCostEvaluator', 'build_evaluator', 'compute_reward', 'scale_target', 'PoolExecutor',
-    'RayExecutor', 'worker_utilisation',
+    'RayExecutor', 'worker_utilisation', 'run_async',
     'SerialExecutor', 'build_executor', 'ray_available', 'export_topk', 'pareto_front',
     'pareto_plot', 'strategy_stats', 'summary_table', 'top_k', 'Progress', 'SearchRun',
     'resolve_target', 'run_candidate', 'ResultsFile', 'DECISIONS', 'PAPER_CHOICES',

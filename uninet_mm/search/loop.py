@@ -350,6 +350,40 @@ class SearchRun:
     # -- the loop ---------------------------------------------------------------------------
     def run(self, resume=False):
         """Run (or, with ``resume``, continue) the search; returns this strategy's records."""
+        if self.schedule == 'async':
+            return run_async([self], resume=resume)[0]
+        mine, cache, next_index, pending = self._prepare(resume)
+        fn = _CandidateFn(self.evaluator)
+        while True:
+            if pending is None:
+                if next_index >= self.budget:
+                    break
+                n = min(self.batch_size, self.budget - next_index)
+                proposed = self.strategy.propose(n)
+                pending = [(f'{self.name}-{next_index + i}', next_index + i, list(t))
+                           for i, t in enumerate(proposed)]
+                next_index += n
+                self._save(next_index, pending)
+            for attempt in range(self.max_retries + 1):
+                lost = self._evaluate(pending, mine, cache, fn)
+                for cid in lost:   # infrastructure failures: tried again, never cached
+                    mine.pop(cid, None)
+                if not lost:
+                    break
+            if lost:
+                raise RuntimeError(f'search: candidates {lost} were lost to the infrastructure '
+                                   f'{self.max_retries + 1} times (a worker died or ran out of '
+                                   f'memory); fix it and --resume: they will be evaluated again')
+            self._feed_back(pending, mine, next_index)
+            pending = None
+            self._save(next_index, None)
+        return sorted(mine.values(), key=lambda r: r['index'])
+
+    max_retries = 2
+
+    def _prepare(self, resume):
+        """This strategy's records, the cache, and the checkpoint's ``next_index`` and
+        candidates proposed but not fed back (None: none)."""
         records = self.results.load()
         # a candidate lost to the infrastructure (a dead worker) is redone, not kept
         mine = {r['id']: r for r in records
@@ -379,131 +413,17 @@ class SearchRun:
                                f'checkpoint {self.ckpt_path}; cannot resume consistently')
         if self.progress is not None:
             self.progress.skip(len(mine))
-        fn = _CandidateFn(self.evaluator)
-        if self.schedule == 'async':
-            return self._run_async(fn, mine, cache, next_index, pending)
-        while True:
-            if pending is None:
-                if next_index >= self.budget:
-                    break
-                n = min(self.batch_size, self.budget - next_index)
-                proposed = self.strategy.propose(n)
-                pending = [(f'{self.name}-{next_index + i}', next_index + i, list(t))
-                           for i, t in enumerate(proposed)]
-                next_index += n
-                self._save(next_index, pending)
-            for attempt in range(self.max_retries + 1):
-                lost = self._evaluate(pending, mine, cache, fn)
-                for cid in lost:   # infrastructure failures: tried again, never cached
-                    mine.pop(cid, None)
-                if not lost:
-                    break
-            if lost:
-                raise RuntimeError(f'search: candidates {lost} were lost to the infrastructure '
-                                   f'{self.max_retries + 1} times (a worker died or ran out of '
-                                   f'memory); fix it and --resume: they will be evaluated again')
-            tokens = [t for _, _, t in pending]
-            rewards = [self.reward_of(mine[cid]) for cid, _, _ in pending]
-            stats = self.strategy.observe(tokens, rewards) or {}
-            entry = {k: v for k, v in stats.items() if isinstance(v, (int, float))}
-            entry.update(index=next_index, candidates=len(rewards),
-                         batch_mean_reward=sum(rewards) / len(rewards))
-            self.history.append(entry)
-            pending = None
-            self._save(next_index, None)
-        return sorted(mine.values(), key=lambda r: r['index'])
+        return mine, cache, next_index, pending
 
-    max_retries = 2
-
-    def _run_async(self, fn, mine, cache, next_index, pending):
-        """The ``'async'`` schedule (module doc): a worker never waits for a batch."""
-        pending = list(pending or [])   # proposed, not fed back yet, in proposal order
-        entries = {cid: (cid, index, tokens) for cid, index, tokens in pending}
-        ready = [cid for cid, _, _ in pending if cid in mine]  # finished, not fed back
-        running = {}                    # cid -> cache key, submitted to the executor
-        twins = {}                      # cache key -> [cids waiting for a running twin]
-        lost = {}                       # cid -> attempts lost to the infrastructure
-
-        def start(cid):
-            _, index, tokens = entries[cid]
-            try:
-                arch = self.space.decode(tokens)
-            except Exception as e:  # noqa: BLE001
-                self._emit(self._record(cid, index, tokens, None, dict(
-                    status='failed', error=f'decode: {type(e).__name__}: {e}')), mine, cache)
-                ready.append(cid)
-                return
-            key = self.key_of(tokens, arch)
-            if self.cache and key in cache:
-                self._emit(self._cached(cache[key], cid, index, tokens), mine, cache)
-                ready.append(cid)
-            elif self.cache and key in running.values():
-                twins.setdefault(key, []).append(cid)  # its twin is being evaluated
-            else:
-                running[cid] = key
-                self.executor.submit(fn, dict(id=cid, index=index, tokens=tokens, arch=arch,
-                                              seed=self.seed))
-
-        # proposed before a crash and never finished (more than the workers after a batch
-        # run): started first, as workers come free
-        queue = [cid for cid, _, _ in pending if cid not in mine]
-        workers = max(1, int(getattr(self.executor, 'num_workers', 1)))
-        while True:
-            while queue and len(running) < workers:
-                start(queue.pop(0))
-            if len(ready) >= self.batch_size or (ready and not running and not twins and
-                                                   not queue and next_index >= self.budget):
-                batch, ready = ready[:self.batch_size], ready[self.batch_size:]
-                stats = self.strategy.observe([entries[c][2] for c in batch],
-                                              [self.reward_of(mine[c]) for c in batch]) or {}
-                entry = {k: v for k, v in stats.items() if isinstance(v, (int, float))}
-                entry.update(index=next_index, candidates=len(batch), batch_mean_reward=sum(
-                    self.reward_of(mine[c]) for c in batch) / len(batch))
-                self.history.append(entry)
-                done = set(batch)
-                pending = [p for p in pending if p[0] not in done]
-                for c in batch:
-                    entries.pop(c)
-                self._save(next_index, pending or None)
-                continue
-            if len(running) < workers and not queue and next_index < self.budget:
-                n = min(workers - len(running), self.budget - next_index)
-                new = [(f'{self.name}-{next_index + i}', next_index + i, list(t))
-                       for i, t in enumerate(self.strategy.propose(n))]
-                next_index += n
-                pending += new
-                entries.update((e[0], e) for e in new)
-                self._save(next_index, pending)  # durable before any of them starts
-                for cid, _, _ in new:
-                    start(cid)
-                continue
-            if not running and not queue:  # the budget is spent, everything was fed back
-                break
-            if not running:
-                continue
-            job, result = self.executor.wait_one()
-            cid = job['id']
-            key = running.pop(cid)
-            rec = self._record(cid, job['index'], job['tokens'], job['arch'], result)
-            self._emit(rec, mine, cache)
-            if rec.get('infrastructure'):  # tried again, never cached
-                mine.pop(cid, None)
-                lost[cid] = lost.get(cid, 0) + 1
-                if lost[cid] > self.max_retries:
-                    raise RuntimeError(
-                        f'search: candidate {cid} was lost to the infrastructure '
-                        f'{lost[cid]} times (a worker died or ran out of memory); fix it and '
-                        f'--resume: it will be evaluated again')
-                running[cid] = key
-                self.executor.submit(fn, job)
-                continue
-            ready.append(cid)
-            for twin in twins.pop(key, []):
-                _, index, tokens = entries[twin]
-                self._emit(self._cached(cache[key] if key in cache else rec, twin, index,
-                                        tokens), mine, cache)
-                ready.append(twin)
-        return sorted(mine.values(), key=lambda r: r['index'])
+    def _feed_back(self, entries, mine, next_index):
+        """Feed the rewards of finished candidates ``(id, index, tokens)`` to the strategy."""
+        tokens = [t for _, _, t in entries]
+        rewards = [self.reward_of(mine[cid]) for cid, _, _ in entries]
+        stats = self.strategy.observe(tokens, rewards) or {}
+        entry = {k: v for k, v in stats.items() if isinstance(v, (int, float))}
+        entry.update(index=next_index, candidates=len(rewards),
+                     batch_mean_reward=sum(rewards) / len(rewards))
+        self.history.append(entry)
 
     def _evaluate(self, pending, mine, cache, fn):
         """Evaluate the candidates of ``pending`` without a record; returns the ids lost to
@@ -539,6 +459,158 @@ class SearchRun:
             else:
                 lost.append(cid)  # its twin was lost: redo it too
         return lost
+
+class _AsyncRun:
+    """One strategy's state in the ``'async'`` schedule (:func:`run_async`)."""
+
+    def __init__(self, run, mine, cache, next_index, pending):
+        self.run, self.mine, self.cache, self.next_index = run, mine, cache, next_index
+        self.fn = _CandidateFn(run.evaluator)
+        self.pending = [tuple(p) for p in pending or []]  # proposed, not fed back, in order
+        self.entries = {p[0]: p for p in self.pending}
+        self.ready = [p[0] for p in self.pending if p[0] in mine]  # finished, not fed back
+        # proposed before a crash and never finished (more than the workers after a batch
+        # run): started first
+        self.queue = [p[0] for p in self.pending if p[0] not in mine]
+        self.running = {}   # id -> cache key, submitted to the executor
+        self.twins = {}     # cache key -> [ids waiting for a running twin]
+        self.lost = {}      # id -> attempts lost to the infrastructure
+
+    @property
+    def done(self):
+        return (not self.running and not self.queue and not self.ready
+                and self.next_index >= self.run.budget)
+
+    def feed_back(self):
+        """Feed back a batch if ``batch_size`` are finished (or the last ones, at the end)."""
+        run = self.run
+        final = not self.running and not self.twins and not self.queue and \
+            self.next_index >= run.budget
+        if not self.ready or (len(self.ready) < run.batch_size and not final):
+            return False
+        batch, self.ready = self.ready[:run.batch_size], self.ready[run.batch_size:]
+        run._feed_back([self.entries[c] for c in batch], self.mine, self.next_index)
+        fed = set(batch)
+        self.pending = [p for p in self.pending if p[0] not in fed]
+        for c in batch:
+            self.entries.pop(c)
+        run._save(self.next_index, [list(p) for p in self.pending] or None)
+        return True
+
+    def start_one(self, executor):
+        """Start one candidate on a free worker: a left-over one, else a new proposal
+        (checkpointed before it starts). Returns False when there is nothing to start."""
+        run = self.run
+        while True:
+            if self.queue:
+                cid = self.queue.pop(0)
+            elif self.next_index < run.budget:
+                tokens = run.strategy.propose(1)[0]
+                cid = f'{run.name}-{self.next_index}'
+                entry = (cid, self.next_index, list(tokens))
+                self.next_index += 1
+                self.pending.append(entry)
+                self.entries[cid] = entry
+                run._save(self.next_index, [list(p) for p in self.pending])
+            else:
+                return False
+            if self._start(cid, executor):
+                return True
+            # served at once (cached, a failed decode) or waiting for its twin: the worker is
+            # still free; feed back first if that completed a batch
+            self.feed_back()
+
+    def _start(self, cid, executor):
+        run = self.run
+        _, index, tokens = self.entries[cid]
+        try:
+            arch = run.space.decode(tokens)
+        except Exception as e:  # noqa: BLE001
+            run._emit(run._record(cid, index, tokens, None, dict(
+                status='failed', error=f'decode: {type(e).__name__}: {e}')),
+                self.mine, self.cache)
+            self.ready.append(cid)
+            return False
+        key = run.key_of(tokens, arch)
+        if run.cache and key in self.cache:
+            run._emit(run._cached(self.cache[key], cid, index, tokens), self.mine, self.cache)
+            self.ready.append(cid)
+            return False
+        if run.cache and key in self.running.values():
+            self.twins.setdefault(key, []).append(cid)  # its twin is being evaluated
+            return False
+        self.running[cid] = key
+        executor.submit(self.fn, dict(id=cid, index=index, tokens=tokens, arch=arch,
+                                      seed=run.seed))
+        return True
+
+    def finished(self, job, result, executor):
+        """A candidate of this strategy came back from the executor."""
+        run = self.run
+        cid = job['id']
+        key = self.running.pop(cid)
+        rec = run._record(cid, job['index'], job['tokens'], job['arch'], result)
+        run._emit(rec, self.mine, self.cache)
+        if rec.get('infrastructure'):  # tried again at once, never cached
+            self.mine.pop(cid, None)
+            self.lost[cid] = self.lost.get(cid, 0) + 1
+            if self.lost[cid] > run.max_retries:
+                raise RuntimeError(
+                    f'search: candidate {cid} was lost to the infrastructure {self.lost[cid]} '
+                    f'times (a worker died or ran out of memory); fix it and --resume: it '
+                    f'will be evaluated again')
+            self.running[cid] = key
+            executor.submit(self.fn, job)
+            return
+        self.ready.append(cid)
+        for twin in self.twins.pop(key, []):
+            _, index, tokens = self.entries[twin]
+            run._emit(run._cached(self.cache.get(key, rec), twin, index, tokens), self.mine,
+                      self.cache)
+            self.ready.append(twin)
+
+
+def run_async(runs, resume=False):
+    """The ``'async'`` schedule (module doc) for one or several strategies sharing one
+    executor's workers: whenever a worker is free, the next strategy in turn that has
+    something to start proposes a candidate; each strategy is fed back whenever it holds
+    ``batch_size`` finished candidates. Strategies of the same seed share the cache (as in
+    consecutive runs). Returns each run's records, sorted by index."""
+    executor = runs[0].executor
+    if any(r.executor is not executor for r in runs):
+        raise ValueError('run_async: the runs must share one executor')
+    caches, states = {}, []
+    for run in runs:
+        mine, cache, next_index, pending = run._prepare(resume)
+        shared = caches.setdefault(run.seed, cache)
+        for k, v in cache.items():
+            shared.setdefault(k, v)
+        states.append(_AsyncRun(run, mine, shared, next_index, pending))
+    by_name = {st.run.name: st for st in states}
+    if len(by_name) != len(states):
+        raise ValueError(f'run_async: strategy names must differ, got {[r.name for r in runs]}')
+    workers = max(1, int(getattr(executor, 'num_workers', 1)))
+    turn = 0
+    while True:
+        for st in states:
+            while st.feed_back():
+                pass
+        while sum(len(st.running) for st in states) < workers:
+            for i in range(len(states)):  # round robin over the strategies
+                st = states[(turn + i) % len(states)]
+                if st.start_one(executor):
+                    turn = (turn + i + 1) % len(states)
+                    break
+            else:
+                break  # nothing left to start
+        if not any(st.running for st in states):
+            if all(st.done for st in states):
+                break
+            continue  # finished candidates to feed back first
+        job, result = executor.wait_one()
+        by_name[job['id'].rsplit('-', 1)[0]].finished(job, result, executor)
+    return [sorted(st.mine.values(), key=lambda r: r['index']) for st in states]
+
 
 def _plain(obj):
     """Tuples -> lists, recursively (a signature compares equal after a JSON round trip)."""
