@@ -16,8 +16,8 @@ from uninet_mm.search import (
     build_executor,
     worker_utilisation,
 )
-from uninet_mm.search.loop import run_async
 from uninet_mm.search.executor import Executor
+from uninet_mm.search.loop import run_async
 from uninet_mm.search.tabular import Table, TableEntry, TabularEvaluator, TabularSpace
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -254,7 +254,7 @@ def test_async_on_real_threads_keeps_two_workers_busy(tmp_path):
         # from the recorded t_start / t_end: busy while work remained (up to the last
         # start), and overall (the last candidate leaves one worker idle at the end)
         figures[schedule] = (_busy_until_last_start(recs, 2), worker_utilisation(recs, 2))
-    (busy, util), (busy_b, util_b) = figures['async'], figures['batch']
+    (busy, util), (busy_b, _) = figures['async'], figures['batch']
     assert busy >= 0.9 and util >= 0.8, figures
     assert busy_b < busy - 0.05, figures  # a batch waits for its slowest candidate
 

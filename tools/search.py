@@ -109,11 +109,12 @@ def main(argv=None):
         build_executor,
         build_search_space,
         export_topk,
-        worker_utilisation,
         pareto_plot,
         resolve_target,
+        run_async,
         strategy_stats,
         summary_table,
+        worker_utilisation,
     )
     from uninet_mm.search.reward import PAPER_ALPHA
 

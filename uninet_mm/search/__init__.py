@@ -7,8 +7,9 @@ One concept per module: ``space`` (tokens <-> arch dicts), ``controller`` (polic
 ``strategies`` (PPO / random / evolution), ``reward`` (the reward, alpha and target),
 ``runner`` (Runner plumbing of the proxies), ``proxy`` (proxy training), ``zero_cost``
 (NASWOT), ``evaluators`` (synthetic, ``build_evaluator``), ``registry`` (MMEngine registries
-of strategies, evaluators, executors), ``executor`` (serial / local pool / Ray), ``results`` (the results
-file), ``loop`` (the resumable search loop, progress), ``export`` (configs, plot, tables),
+of strategies, evaluators, executors), ``executor`` (serial / local pool / Ray), ``results``
+(the results file), ``loop`` (the resumable search loop, both schedules, progress), ``export``
+(configs, plot, tables),
 ``tabular`` and ``nasbench_graph`` (tabular benchmarks), ``stats`` and ``benchmark`` (the
 multi-seed harness of ``tools/search_benchmark.py``).
 """
