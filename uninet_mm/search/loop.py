@@ -65,7 +65,6 @@ SCHEDULES = ('auto', 'batch', 'async')
 def run_candidate(evaluator, job):
     """Evaluate one candidate; never raises: errors become ``status='failed'`` results."""
     t0 = time.time()
-    out = {}
     try:
         out = dict(evaluator(job['arch'], tokens=job['tokens'], seed=job['seed']))
         acc = out.get('accuracy')
