@@ -40,7 +40,8 @@ def run_one(job):
         run = SearchRun(space, job['strategy'], evaluator, d, job['budget'],
                         target_flops=job['target'], alpha=job['alpha'],
                         batch_size=job['batch_size'], seed=job['seed'],
-                        failure_reward=job['failure_reward'], durable=False)
+                        failure_reward=job['failure_reward'], durable=False,
+                        checkpoint=False)
         records = run.run()
         history = run.history
     return dict(name=job['name'], seed=job['seed'], time=time.time() - t0,

@@ -203,6 +203,8 @@ class SearchRun:
         progress (Progress, optional): shared progress display.
         durable (bool): fsync every record and checkpoint (False: flush only; the benchmark
             harness, whose runs are cheap to redo).
+        checkpoint (bool): write the strategy checkpoint (False: no resume; the benchmark
+            harness, in a scratch folder, where the checkpoints cost most of a run's time).
         schedule (str): ``'batch'``, ``'async'`` or ``'auto'`` (module doc).
 
     A strategy config may carry its own ``batch_size`` (e.g. PPO's update size), which then
@@ -211,7 +213,7 @@ class SearchRun:
 
     def __init__(self, space, strategy_cfg, evaluator, work_dir, budget, target_flops,
                  alpha=PAPER_ALPHA, batch_size=4, executor=None, seed=0, failure_reward=0.,
-                 cache=True, progress=None, durable=True, schedule='auto'):
+                 cache=True, progress=None, durable=True, schedule='auto', checkpoint=True):
         from .executor import SerialExecutor
         self.space = space
         self.strategy_cfg = dict(strategy_cfg)
@@ -233,6 +235,7 @@ class SearchRun:
         self.seed, self.failure_reward, self.cache = int(seed), float(failure_reward), cache
         self.progress = progress
         self.durable = bool(durable)
+        self.checkpoint = bool(checkpoint)
         self.results = ResultsFile(osp.join(work_dir, 'results.jsonl'), fsync=self.durable)
         self.ckpt_path = osp.join(work_dir, 'checkpoints', f'{self.name}.pth')
         self.history = []
@@ -255,6 +258,8 @@ class SearchRun:
                            batch_size=self.batch_size, seed=self.seed, cache=self.cache))
 
     def _save(self, next_index, pending):
+        if not self.checkpoint:
+            return
         import torch
         state = dict(version=CHECKPOINT_VERSION, name=self.name, signature=self.signature(),
                      strategy=self.strategy.state_dict(), next_index=next_index,
