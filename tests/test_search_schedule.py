@@ -4,6 +4,7 @@ a batch of results, the results file and resume work as in the batch loop. Cheap
 generated table, candidates of known durations on a simulated clock (and, once, on threads
 that sleep); no training."""
 import itertools
+import os
 import os.path as osp
 import time
 
@@ -270,3 +271,32 @@ def _busy_until_last_start(records, num_workers):
         area += min(running, num_workers) * (when - t)
         running, t = running + step, when
     return area / (num_workers * (last - first))
+
+
+class _DiesOnce(TabularEvaluator):
+    """Kills its worker process at its first candidate (a marker file remembers it)."""
+
+    def __init__(self, table, marker):
+        super().__init__(table)
+        self.marker = marker
+
+    def __call__(self, arch, tokens=None, seed=0):
+        if not os.path.exists(self.marker):
+            open(self.marker, 'w').close()
+            os._exit(1)   # like the OOM killer: no exception, the process is gone
+        return super().__call__(arch, tokens, seed)
+
+
+@pytest.mark.slow
+def test_process_pool_runs_asynchronously_and_survives_a_dead_worker(tmp_path):
+    table = _table()
+    ex = PoolExecutor(num_workers=2)  # spawned processes (they import uninet_mm: slow)
+    try:
+        run, recs = _run(tmp_path, 'pool', dict(type='random'), 'async', ex, budget=10,
+                         batch=3, evaluator=_DiesOnce(table, str(tmp_path / 'died')))
+    finally:
+        ex.shutdown()
+    assert [r['status'] for r in recs] == ['ok'] * 10
+    on_disk = ResultsFile(osp.join(run.work_dir, 'results.jsonl')).load()
+    assert 1 <= sum(bool(r.get('infrastructure')) for r in on_disk) <= 2  # lost, redone
+    assert worker_utilisation(recs, 2) is not None

@@ -22,6 +22,7 @@ candidates in local processes (or threads) without Ray.
 """
 import collections
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 
 from .registry import EXECUTORS
 
@@ -127,7 +128,7 @@ class PoolExecutor(Executor):
         call = (fn, job) if self.threads else (_worker_call, fn, job, self.num_cpus_per_task)
         try:
             future = self._pool.submit(*call)
-        except self._cf.process.BrokenProcessPool:
+        except BrokenProcessPool:
             self._restart()
             future = self._pool.submit(*call)
         self._running[future] = (self._count, job)
@@ -149,7 +150,7 @@ class PoolExecutor(Executor):
             result = future.result()
         except Exception as e:  # noqa: BLE001  (a worker process died: the pool is broken)
             result = _lost('pool task failed', e)
-            if isinstance(e, self._cf.process.BrokenProcessPool):
+            if isinstance(e, BrokenProcessPool):
                 self._restart_after_loss()
         return job, result
 
