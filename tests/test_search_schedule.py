@@ -257,8 +257,8 @@ def test_async_on_real_threads_keeps_two_workers_busy(tmp_path):
         figures[schedule] = (_busy_until_last_start(recs, 2), worker_utilisation(recs, 2))
     (busy, util), (busy_b, _) = figures['async'], figures['batch']
     # loose bounds: on a loaded machine the driver reacts late (an idle one measured 0.94
-    # async, 0.87 in batches); the exact property (no idle while work remains) is checked on the simulated
-    # clock above
+    # async, 0.87 in batches); the exact property (no idle while work remains) is checked
+    # on the simulated clock above
     assert busy >= 0.85 and util >= 0.75, figures
     assert busy_b < busy, figures  # a batch waits for its slowest candidate
 
