@@ -41,6 +41,8 @@ sys.path.insert(0, ROOT)
 ALL_MODELS = ('uninet_b0', 'uninet_b1', 'uninet_b2', 'uninet_b3', 'resnet50', 'swin_t',
               'pvt_tiny', 'released_b1', 'released_b3')
 REFERENCE = 'swin_t'
+#: what ``--malloc env`` puts into the workers' environment (the variable form of 'keep')
+MALLOC_TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824'
 
 
 def build(name):
@@ -124,11 +126,16 @@ def _outputs_sum(out):
 def run_one(name, args):
     """Benchmark one model in this process; returns a dict of figures and notes."""
     notes = []
-    if args.malloc == 'keep':
+    import torch
+    if args.malloc == 'keep':  # after import torch, as tools/train.py does
         from uninet_mm.utils.malloc import keep_freed_memory
         if not keep_freed_memory():
             notes.append('--malloc keep: not glibc, default allocator')
-    import torch
+    elif args.malloc == 'env' and MALLOC_TUNABLES not in os.environ.get('GLIBC_TUNABLES', ''):
+        notes.append('--malloc env: GLIBC_TUNABLES not set in the worker (--in-process?)')
+    if args.plain_train:
+        from uninet_mm.models.train_ops import memory_efficient_training
+        memory_efficient_training(False).__enter__()  # for the rest of this worker
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
@@ -254,10 +261,14 @@ def parse_args(argv=None):
     p.add_argument('--deploy', action='store_true',
                    help='forward in the inference form (models that have switch_to_deploy(): '
                         'fused BN/GELU/SE/layer scale, oneDNN kernels on CPU)')
-    p.add_argument('--malloc', choices=['glibc', 'keep'], default='glibc',
+    p.add_argument('--malloc', choices=['glibc', 'keep', 'env'], default='glibc',
                    help="CPU allocator behaviour in every worker: glibc's default, or 'keep' "
-                        'freed memory in the heap (no page faults per iteration; see '
-                        'uninet_mm/utils/malloc.py)')
+                        'freed memory in the heap (no page faults per iteration; mallopt at '
+                        'start, as tools/train.py; see uninet_mm/utils/malloc.py), or the '
+                        "same through 'env' GLIBC_TUNABLES set when the worker starts")
+    p.add_argument('--plain-train', action='store_true',
+                   help="forward+backward without UniNet's memory-efficient training "
+                        'functions (uninet_mm/models/train_ops.py): the plain autograd path')
     p.add_argument('--channels-last', action='store_true', help='channels_last memory format')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile the model (inductor; weights frozen for forward)')
@@ -287,14 +298,19 @@ def _worker_argv(args, name):
             '--iters', str(args.iters), '--warmup', str(args.warmup), '--device', args.device,
             '--rounds', '1', '--malloc', args.malloc,
             '--modes', *args.modes]
-    for flag in ('amp', 'fuse_conv_bn', 'deploy', 'channels_last', 'compile'):
+    for flag in ('amp', 'fuse_conv_bn', 'deploy', 'channels_last', 'compile', 'plain_train'):
         if getattr(args, flag):
             argv.append('--' + flag.replace('_', '-'))
     return argv
 
 
 def run_subprocess(args, name):
-    proc = subprocess.run(_worker_argv(args, name), capture_output=True, text=True, cwd=ROOT)
+    env = dict(os.environ)
+    if args.malloc == 'env':
+        env['GLIBC_TUNABLES'] = ':'.join(filter(None, [env.get('GLIBC_TUNABLES'),
+                                                       MALLOC_TUNABLES]))
+    proc = subprocess.run(_worker_argv(args, name), capture_output=True, text=True, cwd=ROOT,
+                          env=env)
     for line in proc.stdout.splitlines():
         if line.startswith('RESULT '):
             return json.loads(line[len('RESULT '):])
@@ -328,7 +344,9 @@ def format_table(results, args):
              + (', switch_to_deploy()' if args.deploy else '')
              + (', fuse_conv_bn()' if args.fuse_conv_bn else '')
              + (', channels_last' if args.channels_last else '')
-             + (', malloc keeps freed memory' if args.malloc == 'keep' else '')
+             + (', malloc keeps freed memory (mallopt)' if args.malloc == 'keep' else '')
+             + (', malloc keeps freed memory (GLIBC_TUNABLES)' if args.malloc == 'env' else '')
+             + (', plain training path' if args.plain_train else '')
              + (', torch.compile' if args.compile else '')
              + f'; memory = {mem_what} ('
              + ('CPU RSS incl. allocator caching' if args.device == 'cpu' else 'tensors') + ')',
@@ -388,6 +406,7 @@ def main(argv=None):
                     iters=args.iters, warmup=args.warmup, rounds=args.rounds, amp=args.amp,
                     channels_last=args.channels_last, compile=args.compile,
                     fuse_conv_bn=args.fuse_conv_bn, deploy=args.deploy, malloc=args.malloc,
+                    plain_train=args.plain_train,
                     torch=torch.__version__,
                     python=platform.python_version(), machine=platform.machine(),
                     cpu_count=os.cpu_count(), load_average_1_5_15min=os.getloadavg(),
