@@ -20,12 +20,15 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-def saved_bytes(fn):
-    """Bytes of the tensors autograd keeps for backward while ``fn()`` runs (each storage once)."""
-    seen = {}
+def saved_bytes(fn, params=()):
+    """Bytes of the tensors autograd keeps for backward while ``fn()`` runs (each storage once,
+    without the storages of ``params``)."""
+    seen, skip = {}, {p.untyped_storage().data_ptr() for p in params}
 
     def pack(t):
-        seen[(t.untyped_storage().data_ptr(), t.dtype)] = t.untyped_storage().nbytes()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in skip:
+            seen[ptr] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -154,12 +157,36 @@ def test_se_conv_falls_back_where_not_exact(monkeypatch):
     h.remove()
 
 
-def train_steps(model, inputs, weights):
-    """Two SGD steps (momentum, weight decay) on a weighted sum of the outputs; returns the
-    outputs and gradients of every step."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+#: biases followed (through a linear map) by a training-mode BatchNorm: the BN subtracts them
+#: again, so their exact gradient is 0 and the computed one is rounding noise of either path
+CANCELLED_BY_BN = ('.project.bias', '.local.dw_conv.bias', '.query.dw_conv.bias',
+                   '.expand.pre_norm.bias')
+
+
+def assert_close_relative(a, b, msg=None):
+    """Equal within 1e-5 relative, norm-wise (``|a - b| <= 1e-5 |b|``), and every element within
+    1e-4 of the tensor's largest value: rounding differences of a deep backward pass (and of
+    weights one SGD step later) scale with the largest values that flow through it."""
+    if not b.is_floating_point():
+        assert torch.equal(a, b), msg
+        return
+    assert (a - b).norm() <= 1e-5 * b.norm() + 1e-12, (msg, ((a - b).norm() / b.norm()).item())
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4 * b.abs().max().item(),
+                               msg=lambda m: f'{msg}: {m}')
+
+
+def train_steps(model, inputs, weights, params_before=None):
+    """SGD steps (momentum, weight decay) on a weighted sum of the outputs, one per input;
+    returns the outputs and gradients of every step. ``params_before(i)``, if given, returns
+    the parameters to start step ``i`` from (the reference's, so that rounding differences of
+    one step do not compound into the next)."""
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=1e-4)
     record = []
-    for x in inputs:
+    for i, x in enumerate(inputs):
+        if params_before is not None:
+            with torch.no_grad():
+                for p, q in zip(model.parameters(), params_before(i)):
+                    p.copy_(q)
         opt.zero_grad(set_to_none=True)
         outs = model(x)
         loss = sum((o * w).sum() for o, w in zip(outs, weights))
@@ -183,29 +210,37 @@ def test_uninet_training_matches_plain_path(arch, with_cp, small_arch):
     with torch.no_grad():
         weights = [torch.randn_like(o) for o in model(inputs[0])]
     model.load_state_dict(plain.state_dict())  # undo that forward's statistics update
-    fused_rec = train_steps(model, inputs, weights)
     with memory_efficient_training(False):
-        plain_rec = train_steps(plain, inputs, weights)
+        snapshots = []
+        plain_rec = train_steps(plain, inputs, weights, lambda i: snapshots.append(
+            [p.detach().clone() for p in plain.parameters()]) or plain.parameters())
+    fused_rec = train_steps(model, inputs, weights, lambda i: snapshots[i])
     for (out_f, grad_f), (out_p, grad_p) in zip(fused_rec, plain_rec):
         for a, b in zip(out_f, out_p):
-            torch.testing.assert_close(a, b, **TOL)
+            assert_close_relative(a, b)
         assert grad_f.keys() == grad_p.keys()
+        largest = max(g.abs().max() for g in grad_p.values())
         for n in grad_p:
-            torch.testing.assert_close(grad_f[n], grad_p[n], **TOL, msg=n)
+            if n.endswith(CANCELLED_BY_BN):  # exact gradient 0: both are rounding noise
+                assert grad_f[n].abs().max() <= 1e-6 * largest, n
+                assert grad_p[n].abs().max() <= 1e-6 * largest, n
+            else:
+                assert_close_relative(grad_f[n], grad_p[n], msg=n)
     sd_f, sd_p = model.state_dict(), plain.state_dict()
     assert list(sd_f) == list(sd_p)
     for k in sd_p:  # updated weights and BN running statistics
-        torch.testing.assert_close(sd_f[k], sd_p[k], **TOL, msg=k)
+        assert_close_relative(sd_f[k], sd_p[k], msg=k)
 
 
 def test_uninet_keeps_less_and_modules_unchanged(small_arch):
     torch.manual_seed(0)
     model = UniNet('b0').train()
     x = torch.randn(1, 3, 96, 128)
-    _, fused = saved_bytes(lambda: model(x))
+    params = list(model.parameters())
+    _, fused = saved_bytes(lambda: model(x), params)
     with memory_efficient_training(False):
-        _, plain = saved_bytes(lambda: model(x))
-    assert fused < 0.85 * plain
+        _, plain = saved_bytes(lambda: model(x), params)
+    assert fused < 0.8 * plain   # activations kept for backward
     # the training path's modules and keys: plain BatchNorm2d / GELU where they were
     assert type(model.stem.norm) is nn.BatchNorm2d and type(model.stem.act) is nn.GELU
     block = model.stages[1].blocks[0]

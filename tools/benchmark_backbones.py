@@ -133,9 +133,9 @@ def run_one(name, args):
             notes.append('--malloc keep: not glibc, default allocator')
     elif args.malloc == 'env' and MALLOC_TUNABLES not in os.environ.get('GLIBC_TUNABLES', ''):
         notes.append('--malloc env: GLIBC_TUNABLES not set in the worker (--in-process?)')
-    if args.plain_train:
-        from uninet_mm.models.train_ops import memory_efficient_training
-        memory_efficient_training(False).__enter__()  # for the rest of this worker
+    if args.plain_train is not None:  # for the rest of this worker
+        from uninet_mm.models.train_ops import FUNCTIONS, memory_efficient_training
+        memory_efficient_training(False, args.plain_train or FUNCTIONS).__enter__()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
@@ -266,9 +266,10 @@ def parse_args(argv=None):
                         'freed memory in the heap (no page faults per iteration; mallopt at '
                         'start, as tools/train.py; see uninet_mm/utils/malloc.py), or the '
                         "same through 'env' GLIBC_TUNABLES set when the worker starts")
-    p.add_argument('--plain-train', action='store_true',
+    p.add_argument('--plain-train', nargs='*', metavar='FUNCTION',
                    help="forward+backward without UniNet's memory-efficient training "
-                        'functions (uninet_mm/models/train_ops.py): the plain autograd path')
+                        'functions (uninet_mm/models/train_ops.py: bn_gelu, se_conv; all when '
+                        'none is named): the plain autograd path')
     p.add_argument('--channels-last', action='store_true', help='channels_last memory format')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile the model (inductor; weights frozen for forward)')
@@ -285,6 +286,10 @@ def parse_args(argv=None):
     for m in args.models:
         if m not in ALL_MODELS:
             p.error(f'unknown model {m!r}; choose from {list(ALL_MODELS)}')
+    for f in args.plain_train or []:
+        if f not in ('bn_gelu', 'se_conv'):
+            p.error(f"--plain-train: unknown function {f!r}; choose from 'bn_gelu', 'se_conv' "
+                    f'(uninet_mm/models/train_ops.py), or none for all')
     if len(args.shape) == 2:
         args.shape = [1, 3] + args.shape
     if len(args.shape) != 4:
@@ -298,9 +303,11 @@ def _worker_argv(args, name):
             '--iters', str(args.iters), '--warmup', str(args.warmup), '--device', args.device,
             '--rounds', '1', '--malloc', args.malloc,
             '--modes', *args.modes]
-    for flag in ('amp', 'fuse_conv_bn', 'deploy', 'channels_last', 'compile', 'plain_train'):
+    for flag in ('amp', 'fuse_conv_bn', 'deploy', 'channels_last', 'compile'):
         if getattr(args, flag):
             argv.append('--' + flag.replace('_', '-'))
+    if args.plain_train is not None:
+        argv += ['--plain-train', *args.plain_train]
     return argv
 
 
@@ -346,7 +353,9 @@ def format_table(results, args):
              + (', channels_last' if args.channels_last else '')
              + (', malloc keeps freed memory (mallopt)' if args.malloc == 'keep' else '')
              + (', malloc keeps freed memory (GLIBC_TUNABLES)' if args.malloc == 'env' else '')
-             + (', plain training path' if args.plain_train else '')
+             + ((', plain training path' + (f' ({",".join(args.plain_train)})'
+                                             if args.plain_train else ''))
+                if args.plain_train is not None else '')
              + (', torch.compile' if args.compile else '')
              + f'; memory = {mem_what} ('
              + ('CPU RSS incl. allocator caching' if args.device == 'cpu' else 'tensors') + ')',

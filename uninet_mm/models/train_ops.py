@@ -19,18 +19,26 @@ import torch.nn as nn
 from torch.autograd.function import once_differentiable
 
 _aten = torch.ops.aten
-_ENABLED = [True]
+#: the functions of this module, each on unless turned off by :func:`memory_efficient_training`
+FUNCTIONS = ('bn_gelu', 'se_conv')
+_ENABLED = dict.fromkeys(FUNCTIONS, True)
 
 
 @contextlib.contextmanager
-def memory_efficient_training(enabled=True):
-    """Turn the functions of this module on or off inside the block (on by default), e.g.
-    ``with memory_efficient_training(False):`` for the plain autograd composition."""
-    previous, _ENABLED[0] = _ENABLED[0], bool(enabled)
+def memory_efficient_training(enabled=True, functions=FUNCTIONS):
+    """Turn ``functions`` (names in :data:`FUNCTIONS`) of this module on or off inside the
+    block (all on by default), e.g. ``with memory_efficient_training(False):`` for the plain
+    autograd composition."""
+    unknown = set(functions) - set(FUNCTIONS)
+    if unknown:
+        raise ValueError(f'memory_efficient_training: unknown functions {sorted(unknown)}; '
+                         f'choose from {list(FUNCTIONS)}')
+    previous = dict(_ENABLED)
+    _ENABLED.update(dict.fromkeys(functions, bool(enabled)))
     try:
         yield
     finally:
-        _ENABLED[0] = previous
+        _ENABLED.update(previous)
 
 
 class BNGELUFunction(torch.autograd.Function):
@@ -74,7 +82,7 @@ def _has_hooks(*modules):
 
 
 def _fused_applies(norm, act, x):
-    if not _ENABLED[0]:
+    if not _ENABLED['bn_gelu']:
         return False
     if type(norm) not in (nn.BatchNorm1d, nn.BatchNorm2d) or type(act) is not nn.GELU:
         return False
@@ -170,7 +178,7 @@ class GatedConvFunction(torch.autograd.Function):
 
 
 def _conv_applies(modules, conv, x):
-    if not _ENABLED[0] or type(conv) is not nn.Conv2d or conv.padding_mode != 'zeros':
+    if not _ENABLED['se_conv'] or type(conv) is not nn.Conv2d or conv.padding_mode != 'zeros':
         return False
     if not torch.is_grad_enabled() or torch.jit.is_scripting() or torch.compiler.is_compiling():
         return False
