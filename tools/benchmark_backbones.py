@@ -117,6 +117,25 @@ def _peak_rss_bytes():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
+def saved_activation_bytes(net, x, params):
+    """Bytes that autograd keeps for backward in one forward of ``net(x)`` (each storage
+    once, without the storages of ``params``): what memory-efficient training functions cut,
+    independent of the allocator and of other processes."""
+    import torch
+    seen, skip = {}, {p.untyped_storage().data_ptr() for p in params}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in skip:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)
+    del out
+    return sum(seen.values())
+
+
 def _outputs_sum(out):
     if isinstance(out, (tuple, list)):
         return sum(o.float().sum() for o in out)
@@ -215,6 +234,10 @@ def run_one(name, args):
                 with torch.no_grad(), autocast():
                     net(x)
 
+        kept = None
+        if train and args.kept:
+            model.zero_grad(set_to_none=True)
+            kept = saved_activation_bytes(net, x, list(model.parameters())) / 2**20
         base = mem_start()
         try:
             for _ in range(args.warmup):
@@ -236,6 +259,8 @@ def run_one(name, args):
             mean_images_per_s=args.shape[0] * len(times) / sum(times),
             seconds_per_iter=times,
             peak_mem_mb=mem_peak(base) / 2**20)
+        if kept is not None:
+            result[mode]['kept_for_backward_mb'] = kept
     return result
 
 
@@ -273,6 +298,9 @@ def parse_args(argv=None):
     p.add_argument('--channels-last', action='store_true', help='channels_last memory format')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile the model (inductor; weights frozen for forward)')
+    p.add_argument('--kept', action='store_true',
+                   help='also measure the activations kept for backward (MB, one extra forward '
+                        'with saved-tensor hooks; printed per model, in the JSON)')
     p.add_argument('--out', help='write the results as JSON here')
     p.add_argument('--force', action='store_true', help='write over an existing --out file')
     p.add_argument('--in-process', action='store_true',
@@ -301,7 +329,7 @@ def _worker_argv(args, name):
     argv = [sys.executable, osp.abspath(__file__), '--worker', name, '--models', name,
             '--shape', *map(str, args.shape), '--threads', str(args.threads),
             '--iters', str(args.iters), '--warmup', str(args.warmup), '--device', args.device,
-            '--rounds', '1', '--malloc', args.malloc,
+            '--rounds', '1', '--malloc', args.malloc, *(['--kept'] if args.kept else []),
             '--modes', *args.modes]
     for flag in ('amp', 'fuse_conv_bn', 'deploy', 'channels_last', 'compile'):
         if getattr(args, flag):
@@ -372,6 +400,9 @@ def format_table(results, args):
             cells.append(f'{m["images_per_s"]:>10.3f}'
                          f'{(f"{ratio:.2f}x" if ratio else "-"):>9}{m["peak_mem_mb"]:>9.0f}')
         lines.append(' | '.join(cells))
+        fb = r.get('forward_backward')
+        if isinstance(fb, dict) and 'kept_for_backward_mb' in fb:
+            lines.append(f'    kept for backward: {fb["kept_for_backward_mb"]:.0f} MB')
         for n in r.get('notes', []):
             lines.append(f'    note: {n}')
         if 'error' in r:
