@@ -9,11 +9,15 @@ import torch
 import torch.nn as nn
 
 from uninet_mm.apis import randomize_
-from uninet_mm.models import UniNet
-from uninet_mm.models import train_ops
+from uninet_mm.models import UniNet, train_ops
 from uninet_mm.models.layers import SqueezeExcite
-from uninet_mm.models.train_ops import (BNGELUFunction, GatedConvFunction, bn_gelu,
-                                        memory_efficient_training, se_conv)
+from uninet_mm.models.train_ops import (
+    BNGELUFunction,
+    GatedConvFunction,
+    bn_gelu,
+    memory_efficient_training,
+    se_conv,
+)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
