@@ -41,6 +41,8 @@ sys.path.insert(0, ROOT)
 ALL_MODELS = ('uninet_b0', 'uninet_b1', 'uninet_b2', 'uninet_b3', 'resnet50', 'swin_t',
               'pvt_tiny', 'released_b1', 'released_b3')
 REFERENCE = 'swin_t'
+#: what ``--malloc env`` puts into the workers' environment (the variable form of 'keep')
+MALLOC_TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824'
 
 
 def build(name):
@@ -115,6 +117,25 @@ def _peak_rss_bytes():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
+def saved_activation_bytes(net, x, params):
+    """Bytes that autograd keeps for backward in one forward of ``net(x)`` (each storage
+    once, without the storages of ``params``): what memory-efficient training functions cut,
+    independent of the allocator and of other processes."""
+    import torch
+    seen, skip = {}, {p.untyped_storage().data_ptr() for p in params}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in skip:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)
+    del out
+    return sum(seen.values())
+
+
 def _outputs_sum(out):
     if isinstance(out, (tuple, list)):
         return sum(o.float().sum() for o in out)
@@ -124,11 +145,16 @@ def _outputs_sum(out):
 def run_one(name, args):
     """Benchmark one model in this process; returns a dict of figures and notes."""
     notes = []
-    if args.malloc == 'keep':
+    import torch
+    if args.malloc == 'keep':  # after import torch, as tools/train.py does
         from uninet_mm.utils.malloc import keep_freed_memory
         if not keep_freed_memory():
             notes.append('--malloc keep: not glibc, default allocator')
-    import torch
+    elif args.malloc == 'env' and MALLOC_TUNABLES not in os.environ.get('GLIBC_TUNABLES', ''):
+        notes.append('--malloc env: GLIBC_TUNABLES not set in the worker (--in-process?)')
+    if args.plain_train is not None:  # for the rest of this worker
+        from uninet_mm.models.train_ops import FUNCTIONS, memory_efficient_training
+        memory_efficient_training(False, args.plain_train or FUNCTIONS).__enter__()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
@@ -208,6 +234,10 @@ def run_one(name, args):
                 with torch.no_grad(), autocast():
                     net(x)
 
+        kept = None
+        if train and args.kept:
+            model.zero_grad(set_to_none=True)
+            kept = saved_activation_bytes(net, x, list(model.parameters())) / 2**20
         base = mem_start()
         try:
             for _ in range(args.warmup):
@@ -229,6 +259,8 @@ def run_one(name, args):
             mean_images_per_s=args.shape[0] * len(times) / sum(times),
             seconds_per_iter=times,
             peak_mem_mb=mem_peak(base) / 2**20)
+        if kept is not None:
+            result[mode]['kept_for_backward_mb'] = kept
     return result
 
 
@@ -254,13 +286,21 @@ def parse_args(argv=None):
     p.add_argument('--deploy', action='store_true',
                    help='forward in the inference form (models that have switch_to_deploy(): '
                         'fused BN/GELU/SE/layer scale, oneDNN kernels on CPU)')
-    p.add_argument('--malloc', choices=['glibc', 'keep'], default='glibc',
+    p.add_argument('--malloc', choices=['glibc', 'keep', 'env'], default='glibc',
                    help="CPU allocator behaviour in every worker: glibc's default, or 'keep' "
-                        'freed memory in the heap (no page faults per iteration; see '
-                        'uninet_mm/utils/malloc.py)')
+                        'freed memory in the heap (no page faults per iteration; mallopt at '
+                        'start, as tools/train.py; see uninet_mm/utils/malloc.py), or the '
+                        "same through 'env' GLIBC_TUNABLES set when the worker starts")
+    p.add_argument('--plain-train', nargs='*', metavar='FUNCTION',
+                   help="forward+backward without UniNet's memory-efficient training "
+                        'functions (uninet_mm/models/train_ops.py: bn_gelu, se_conv; all when '
+                        'none is named): the plain autograd path')
     p.add_argument('--channels-last', action='store_true', help='channels_last memory format')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile the model (inductor; weights frozen for forward)')
+    p.add_argument('--kept', action='store_true',
+                   help='also measure the activations kept for backward (MB, one extra forward '
+                        'with saved-tensor hooks; printed per model, in the JSON)')
     p.add_argument('--out', help='write the results as JSON here')
     p.add_argument('--force', action='store_true', help='write over an existing --out file')
     p.add_argument('--in-process', action='store_true',
@@ -274,6 +314,10 @@ def parse_args(argv=None):
     for m in args.models:
         if m not in ALL_MODELS:
             p.error(f'unknown model {m!r}; choose from {list(ALL_MODELS)}')
+    for f in args.plain_train or []:
+        if f not in ('bn_gelu', 'se_conv'):
+            p.error(f"--plain-train: unknown function {f!r}; choose from 'bn_gelu', 'se_conv' "
+                    f'(uninet_mm/models/train_ops.py), or none for all')
     if len(args.shape) == 2:
         args.shape = [1, 3] + args.shape
     if len(args.shape) != 4:
@@ -285,16 +329,23 @@ def _worker_argv(args, name):
     argv = [sys.executable, osp.abspath(__file__), '--worker', name, '--models', name,
             '--shape', *map(str, args.shape), '--threads', str(args.threads),
             '--iters', str(args.iters), '--warmup', str(args.warmup), '--device', args.device,
-            '--rounds', '1', '--malloc', args.malloc,
+            '--rounds', '1', '--malloc', args.malloc, *(['--kept'] if args.kept else []),
             '--modes', *args.modes]
     for flag in ('amp', 'fuse_conv_bn', 'deploy', 'channels_last', 'compile'):
         if getattr(args, flag):
             argv.append('--' + flag.replace('_', '-'))
+    if args.plain_train is not None:
+        argv += ['--plain-train', *args.plain_train]
     return argv
 
 
 def run_subprocess(args, name):
-    proc = subprocess.run(_worker_argv(args, name), capture_output=True, text=True, cwd=ROOT)
+    env = dict(os.environ)
+    if args.malloc == 'env':
+        env['GLIBC_TUNABLES'] = ':'.join(filter(None, [env.get('GLIBC_TUNABLES'),
+                                                       MALLOC_TUNABLES]))
+    proc = subprocess.run(_worker_argv(args, name), capture_output=True, text=True, cwd=ROOT,
+                          env=env)
     for line in proc.stdout.splitlines():
         if line.startswith('RESULT '):
             return json.loads(line[len('RESULT '):])
@@ -328,7 +379,11 @@ def format_table(results, args):
              + (', switch_to_deploy()' if args.deploy else '')
              + (', fuse_conv_bn()' if args.fuse_conv_bn else '')
              + (', channels_last' if args.channels_last else '')
-             + (', malloc keeps freed memory' if args.malloc == 'keep' else '')
+             + (', malloc keeps freed memory (mallopt)' if args.malloc == 'keep' else '')
+             + (', malloc keeps freed memory (GLIBC_TUNABLES)' if args.malloc == 'env' else '')
+             + ((', plain training path' + (f' ({",".join(args.plain_train)})'
+                                             if args.plain_train else ''))
+                if args.plain_train is not None else '')
              + (', torch.compile' if args.compile else '')
              + f'; memory = {mem_what} ('
              + ('CPU RSS incl. allocator caching' if args.device == 'cpu' else 'tensors') + ')',
@@ -345,6 +400,9 @@ def format_table(results, args):
             cells.append(f'{m["images_per_s"]:>10.3f}'
                          f'{(f"{ratio:.2f}x" if ratio else "-"):>9}{m["peak_mem_mb"]:>9.0f}')
         lines.append(' | '.join(cells))
+        fb = r.get('forward_backward')
+        if isinstance(fb, dict) and 'kept_for_backward_mb' in fb:
+            lines.append(f'    kept for backward: {fb["kept_for_backward_mb"]:.0f} MB')
         for n in r.get('notes', []):
             lines.append(f'    note: {n}')
         if 'error' in r:
@@ -388,6 +446,7 @@ def main(argv=None):
                     iters=args.iters, warmup=args.warmup, rounds=args.rounds, amp=args.amp,
                     channels_last=args.channels_last, compile=args.compile,
                     fuse_conv_bn=args.fuse_conv_bn, deploy=args.deploy, malloc=args.malloc,
+                    plain_train=args.plain_train,
                     torch=torch.__version__,
                     python=platform.python_version(), machine=platform.machine(),
                     cpu_count=os.cpu_count(), load_average_1_5_15min=os.getloadavg(),

@@ -52,6 +52,10 @@ def parse_args(argv=None):
     p.add_argument('--print-space', action='store_true', help='print the space and exit')
     p.add_argument('--no-multiseed', action='store_true',
                    help="skip the config's multi-seed comparison (the demo has one)")
+    p.add_argument('--malloc', choices=['keep', 'glibc'], default=None,
+                   help="CPU allocator of this process and its Ray workers: 'keep' freed "
+                        "memory (default, as tools/train.py) or glibc's default; the default "
+                        'comes from $UNINET_MALLOC if set')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='override config keys, e.g. evaluator.epochs=2')
     args = p.parse_args(argv)
@@ -101,6 +105,13 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
     import uninet_mm  # noqa: F401  (registers UniNet, its head and the digit datasets)
+    from uninet_mm.utils.malloc import MALLOC_ENV, apply_malloc, default_malloc
+    try:
+        malloc = args.malloc or default_malloc()
+    except ValueError as e:
+        raise SystemExit(f'error: {e}') from None
+    os.environ[MALLOC_ENV] = malloc  # the Ray workers started from here apply the same
+    malloc_note = apply_malloc(malloc)
     from uninet_mm.search import (
         Progress,
         ResultsFile,
@@ -123,6 +134,7 @@ def main(argv=None):
     print(space.describe(), flush=True)
     if args.print_space:
         return 0
+    print(malloc_note, flush=True)
 
     work_dir = args.work_dir or osp.join(
         'work_dirs', 'search_demo' if args.demo else

@@ -7,6 +7,13 @@ The library is picked from the config's ``default_scope`` (``mmdet`` / ``mmseg``
     python tools/train.py CONFIG --work-dir DIR --resume [CKPT] --amp --auto-scale-lr \
         --cfg-options model.backbone.init_cfg=None train_dataloader.batch_size=4
     bash tools/dist_train.sh CONFIG 8 [flags]            # torchrun, one node, 8 GPUs
+    python tools/train.py CONFIG --malloc glibc          # glibc's allocator default
+
+A training process is long-lived, so by default it keeps freed memory in its heap
+(``--malloc keep``, ``uninet_mm.utils.malloc``): glibc would otherwise unmap every freed
+activation and page it in again at the next iteration (docs/performance.md, Training).
+``UNINET_MALLOC=glibc`` or ``--malloc glibc`` opts out; a ``GLIBC_TUNABLES`` with
+``glibc.malloc`` options in the environment is left in force.
 
 ``uninet_mm`` is imported before the config is read, so the UniNet models are registered and
 MMEngine checkpoints load under torch's ``weights_only`` default even for configs without
@@ -31,6 +38,7 @@ from uninet_mm.apis.workdir import UserInputError, check_work_dir  # noqa: E402
 from uninet_mm.engine.guards import NonFiniteLossError, add_guard_hooks  # noqa: E402
 from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402
 from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
+from uninet_mm.utils.malloc import MALLOC_CHOICES, apply_malloc, default_malloc  # noqa: E402
 
 
 def library_of(cfg):
@@ -63,9 +71,18 @@ def parse_args(argv=None):
         'model.backbone.init_cfg=None or key="[a,b]"; no white space inside a pair')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument(
+        '--malloc', choices=MALLOC_CHOICES, default=None,
+        help="CPU allocator: 'keep' freed memory in the process (default; no page faults "
+        "per iteration) or glibc's default; the default comes from $UNINET_MALLOC if set")
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.malloc is None:
+        try:
+            args.malloc = default_malloc()
+        except ValueError as e:
+            parser.error(str(e))
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -125,6 +142,7 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    malloc_note = apply_malloc(args.malloc)  # before the large allocations
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     check_work_dir(cfg.work_dir, args.resume, args.overwrite)  # nothing written is lost
@@ -134,6 +152,7 @@ def main(argv=None):
         setup_cache_size_limit_of_dynamo()
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    print_log(malloc_note, logger='current')
     runner.train()
     return runner
 

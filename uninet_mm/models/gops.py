@@ -33,6 +33,7 @@ from .layers import (
     map_to_tokens,
     tokens_to_map,
 )
+from .train_ops import ExpandBNGELU, bn_gelu, se_conv
 
 
 class ConvGOP(BaseModule):
@@ -41,7 +42,8 @@ class ConvGOP(BaseModule):
     hidden = ``in_channels * expansion``. Expansion (only when hidden != in): BN, 1x1 conv, BN,
     GELU. Main: 3x3 conv (depth-wise for ``DWConv``, dense for ``Conv``), BN, GELU, SE,
     1x1 conv to ``out_channels``, BN initialised to zero. Shortcut: identity, or max-pool 3x3
-    then 1x1 conv when the width changes.
+    then 1x1 conv when the width changes. Under autograd, BN + GELU and SE + projection run
+    through :mod:`~.train_ops` (same values and gradients, fewer maps kept for backward).
     """
 
     depthwise = True
@@ -60,7 +62,7 @@ class ConvGOP(BaseModule):
                 pool=nn.MaxPool2d(3, 1, 1),
                 proj=nn.Conv2d(in_channels, out_channels, 1)))
         if hidden != in_channels:
-            self.expand = nn.Sequential(OrderedDict(
+            self.expand = ExpandBNGELU(OrderedDict(
                 pre_norm=nn.BatchNorm2d(in_channels),
                 conv=nn.Conv2d(in_channels, hidden, 1, bias=False),
                 norm=nn.BatchNorm2d(hidden),
@@ -87,8 +89,8 @@ class ConvGOP(BaseModule):
         fuse_conv_bn_pairs(self, [('conv', 'norm'), ('project', 'project_norm')])
 
     def forward(self, x):
-        out = self.act(self.norm(self.conv(self.expand(x))))
-        out = self.project_norm(self.project(self.se(out)))
+        out = bn_gelu(self.norm, self.act, self.conv(self.expand(x)))
+        out = self.project_norm(se_conv(self.se, self.project, out))
         return self.shortcut(x) + self.drop_path(out)
 
 

@@ -28,6 +28,7 @@ from ..utils.state_dict import strip_prefix
 from .arch import ARCH_PRESETS, BASE_ARCH, PER_STAGE_KEYS, SCALAR_KEYS, arch_spec, parse_arch  # noqa: F401
 from .deploy import DeployedStem, register_inference_form, reparameterize, reset_parameters
 from .layers import fuse_conv_bn_pairs
+from .train_ops import ConvBNGELU
 from .validate import (
     check_drop_path_rate,
     check_in_channels,
@@ -120,7 +121,7 @@ class UniNet(BaseModule):
     def _build_layers(self, spec, in_channels, drop_path_rate, with_cp):
         stem_width, patch = spec.stem_width, spec.stem_patch
         kernel, stem_stride, pad = (3, 2, 1) if patch is None else (patch, patch, 0)
-        self.stem = nn.Sequential(OrderedDict(
+        self.stem = ConvBNGELU(OrderedDict(
             conv=nn.Conv2d(in_channels, stem_width, kernel, stem_stride, pad, bias=False),
             norm=nn.BatchNorm2d(stem_width),
             act=nn.GELU()))

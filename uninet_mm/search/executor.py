@@ -170,6 +170,12 @@ class PoolExecutor(Executor):
 
 def _worker_call(fn, job, num_cpus):
     import torch
+
+    from ..utils.malloc import apply_malloc, default_malloc
+    try:  # a long-lived worker: keep freed memory unless $UNINET_MALLOC says otherwise
+        apply_malloc(default_malloc())
+    except ValueError:
+        pass
     torch.set_num_threads(max(1, int(num_cpus)))
     return fn(job)
 

@@ -14,6 +14,7 @@ Without code, for any process: ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:``
 """
 import ctypes
 import ctypes.util
+import os
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -30,3 +31,35 @@ def keep_freed_memory(trim_threshold=1 << 30):
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, int(trim_threshold)))
+
+
+#: the environment variable that picks the allocator behaviour of the training tools
+MALLOC_ENV = 'UNINET_MALLOC'
+MALLOC_CHOICES = ('keep', 'glibc')
+
+
+def default_malloc():
+    """The training tools' default: ``$UNINET_MALLOC`` if set, else ``'keep'``."""
+    value = os.environ.get(MALLOC_ENV, 'keep').strip().lower() or 'keep'
+    if value not in MALLOC_CHOICES:
+        raise ValueError(f'{MALLOC_ENV}={value!r}: choose one of {list(MALLOC_CHOICES)} '
+                         f'(keep: freed memory stays in the process; glibc: its default)')
+    return value
+
+
+def apply_malloc(choice):
+    """What ``tools/train.py``, ``tools/search.py`` and the search's Ray workers do at start
+    (long-lived processes, where memory kept for the next iteration costs nothing): for
+    ``'keep'`` call :func:`keep_freed_memory`, unless ``GLIBC_TUNABLES`` already sets a
+    ``glibc.malloc`` option (the user's setting wins); ``'glibc'`` leaves the allocator alone.
+    Returns a one-line description of the setting in force."""
+    if choice not in MALLOC_CHOICES:
+        raise ValueError(f'malloc={choice!r}: choose one of {list(MALLOC_CHOICES)}')
+    if 'glibc.malloc.' in os.environ.get('GLIBC_TUNABLES', ''):
+        return 'allocator: GLIBC_TUNABLES from the environment'
+    if choice == 'glibc':
+        return "allocator: glibc's default (freed large blocks go back to the kernel)"
+    if not keep_freed_memory():
+        return 'allocator: not glibc, left as it is'
+    return ('allocator: freed memory kept in the process (mallopt M_MMAP_MAX=0, '
+            'M_TRIM_THRESHOLD=1 GiB; --malloc glibc or UNINET_MALLOC=glibc to opt out)')
