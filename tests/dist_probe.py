@@ -1,0 +1,85 @@
+"""A test-only MMEngine hook (imported by the configs of tests/test_distributed.py through
+``custom_imports``) that records what each rank of a real ``tools/train.py`` run saw.
+
+Files written to ``out_dir`` (``torch.save``, read back with ``weights_only=True``):
+- ``env_rank{r}.pth``: world size, wrapper class, find_unused_parameters, BN layer classes;
+- ``grads_iter{i}_rank{r}.pth``: every parameter's gradient as the optimizer is about to step
+  (after DDP's all-reduce), names without the ``module.`` prefix, and the names with no grad;
+- ``loss_iter{i}_rank{r}.pth``: the rank's loss and the BN running statistics after the step;
+- ``saved_by_rank{r}.txt``: one line per checkpoint this rank wrote.
+``kill_rank`` / ``kill_iter``: that rank SIGKILLs itself after iteration ``kill_iter``.
+"""
+import os
+import os.path as osp
+import signal
+
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class DistProbeHook(Hook):
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, out_dir, dump_iters=2, kill_rank=None, kill_iter=None):
+        self.out_dir = out_dir
+        self.dump_iters = dump_iters
+        self.kill_rank = kill_rank
+        self.kill_iter = kill_iter
+
+    def _path(self, name):
+        return osp.join(self.out_dir, name)
+
+    def before_train(self, runner):
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.rank, self.world = get_dist_info()
+        self.runner = runner
+        wrapped = runner.model
+        self.model = wrapped.module if is_model_wrapper(wrapped) else wrapped
+        torch.save(dict(
+            world=self.world,
+            wrapper=type(wrapped).__name__,
+            find_unused=bool(getattr(wrapped, 'find_unused_parameters', False)),
+            device_ids=getattr(wrapped, 'device_ids', None),
+            norms=sorted({type(m).__name__ for m in self.model.modules()
+                          if isinstance(m, torch.nn.modules.batchnorm._NormBase)}),
+        ), self._path(f'env_rank{self.rank}.pth'))
+        runner.optim_wrapper.optimizer.register_step_pre_hook(self._grab_grads)
+
+    def _grab_grads(self, optimizer, args, kwargs):
+        it = self.runner.iter
+        if it >= self.dump_iters:
+            return
+        grads, missing = {}, []
+        for name, p in self.model.named_parameters():
+            if p.grad is None:
+                missing.append(name)
+            else:
+                grads[name] = p.grad.detach().clone()
+        torch.save(dict(grads=grads, missing=missing),
+                   self._path(f'grads_iter{it}_rank{self.rank}.pth'))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        it = runner.iter  # not yet incremented: the index of the iteration just run
+        if it < self.dump_iters:
+            stats = {name: b.detach().clone() for name, b in self.model.named_buffers()
+                     if 'running_' in name}
+            torch.save(dict(loss=float(outputs['loss']), stats=stats,
+                            batch=[str(s.get('img_path', s.get('sample_idx')))
+                                   for s in _metas(data_batch)]),
+                       self._path(f'loss_iter{it}_rank{self.rank}.pth'))
+        if self.kill_rank == self.rank and self.kill_iter == it:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        with open(self._path(f'saved_by_rank{self.rank}.txt'), 'a') as f:
+            f.write(f"epoch={checkpoint['meta'].get('epoch')} iter={checkpoint['meta'].get('iter')}\n")
+
+
+def _metas(data_batch):
+    samples = data_batch.get('data_samples', []) if isinstance(data_batch, dict) else []
+    return [s.metainfo for s in samples]
