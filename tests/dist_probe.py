@@ -8,6 +8,7 @@ Files written to ``out_dir`` (``torch.save``, read back with ``weights_only=True
 - ``loss_iter{i}_rank{r}.pth``: the rank's loss and the BN running statistics after the step;
 - ``saved_by_rank{r}.txt``: one line per checkpoint this rank wrote.
 ``kill_rank`` / ``kill_iter``: that rank SIGKILLs itself after iteration ``kill_iter``.
+``randomize_init``: layer scales and all-zero parameters get values in [0.5, 1.5) first.
 """
 import os
 import os.path as osp
@@ -25,8 +26,10 @@ class DistProbeHook(Hook):
 
     priority = 'VERY_LOW'
 
-    def __init__(self, out_dir, dump_iters=2, kill_rank=None, kill_iter=None):
+    def __init__(self, out_dir, dump_iters=2, kill_rank=None, kill_iter=None,
+                 randomize_init=False):
         self.out_dir = out_dir
+        self.randomize_init = randomize_init
         self.dump_iters = dump_iters
         self.kill_rank = kill_rank
         self.kill_iter = kill_iter
@@ -49,6 +52,15 @@ class DistProbeHook(Hook):
                           if isinstance(m, torch.nn.modules.batchnorm._NormBase)}),
         ), self._path(f'env_rank{self.rank}.pth'))
         runner.optim_wrapper.optimizer.register_step_pre_hook(self._grab_grads)
+        if self.randomize_init:
+            # the release init starts every block as its shortcut (zero BN weights, 1e-6 layer
+            # scales): the inner gradients would be ~1e-6 of the others. The same values on
+            # every rank (one seeded generator, parameters in name order).
+            g = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for name, p in sorted(self.model.named_parameters()):
+                    if name.endswith(('gamma1', 'gamma2')) or not p.any():
+                        p.copy_(torch.empty_like(p).uniform_(0.5, 1.5, generator=g))
 
     def _grab_grads(self, optimizer, args, kwargs):
         it = self.runner.iter

@@ -107,12 +107,12 @@ def prepare_cpu_distributed(cfg):
     launcher = cfg.get('launcher', 'none')
     if launcher == 'none' or torch.cuda.is_available():
         return cfg
-    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg = dict(cfg.get('env_cfg', None) or {})
     dist_cfg = dict(env_cfg.get('dist_cfg', None) or {})
     backend = dist_cfg.pop('backend', 'gloo')
     if backend == 'nccl':  # the OpenMMLab default; NCCL needs GPUs
         backend = 'gloo'
-    env_cfg['dist_cfg'] = dict(dist_cfg, backend=backend)
+    cfg.env_cfg = dict(env_cfg, dist_cfg=dict(dist_cfg, backend=backend))
     if not dist.is_initialized():
         init_cpu_process_group(launcher, backend=backend, **dist_cfg)
 
