@@ -9,6 +9,9 @@ Files written to ``out_dir`` (``torch.save``, read back with ``weights_only=True
 - ``saved_by_rank{r}.txt``: one line per checkpoint this rank wrote.
 ``kill_rank`` / ``kill_iter``: that rank SIGKILLs itself after iteration ``kill_iter``.
 ``randomize_init``: layer scales and all-zero parameters get values in [0.5, 1.5) first.
+``DIST_PROBE_DTYPE=float64`` in the environment: torch's default dtype is float64 from the import
+of this module on (``custom_imports``, before the model is built), so the whole step runs in
+float64 (the data preprocessor's float32 images meet its float64 mean/std buffers).
 """
 import os
 import os.path as osp
@@ -19,6 +22,9 @@ from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+
+if os.environ.get('DIST_PROBE_DTYPE', 'float32') != 'float32':
+    torch.set_default_dtype(getattr(torch, os.environ['DIST_PROBE_DTYPE']))
 
 
 @HOOKS.register_module()

@@ -75,8 +75,9 @@ class _SyncBatchNormFunction(torch.autograd.Function):
         dims = [0] + list(range(2, g.dim()))
         sums = torch.cat([g.sum(dims, dtype=torch.float64),
                           (g * x_hat).sum(dims, dtype=torch.float64)])
-        grad_bias = sums[:channels].to(g.dtype) if ctx.has_bias else None
-        grad_weight = sums[channels:].to(g.dtype) if weight is not None else None
+        # copies: ``sums`` is all-reduced in place below (``.to`` of float64 would alias it)
+        grad_bias = sums[:channels].to(g.dtype, copy=True) if ctx.has_bias else None
+        grad_weight = sums[channels:].to(g.dtype, copy=True) if weight is not None else None
         grad_x = None
         if ctx.needs_input_grad[0]:
             dist.all_reduce(sums, group=ctx.group)
