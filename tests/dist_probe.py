@@ -9,6 +9,9 @@ Files written to ``out_dir`` (``torch.save``, read back with ``weights_only=True
 - ``saved_by_rank{r}.txt``: one line per checkpoint this rank wrote.
 ``kill_rank`` / ``kill_iter``: that rank SIGKILLs itself after iteration ``kill_iter``.
 ``randomize_init``: layer scales and all-zero parameters get values in [0.5, 1.5) first.
+``init_file``: the parameters the run starts from: written by the first run that names it (after
+``randomize_init``), loaded by the others (so float32 and float64 runs start from the same
+values: their initialisers draw different numbers from the same seed).
 ``DIST_PROBE_DTYPE=float64`` in the environment: torch's default dtype is float64 from the import
 of this module on (``custom_imports``, before the model is built), so the whole step runs in
 float64 (the data preprocessor's float32 images meet its float64 mean/std buffers).
@@ -33,7 +36,8 @@ class DistProbeHook(Hook):
     priority = 'VERY_LOW'
 
     def __init__(self, out_dir, dump_iters=2, kill_rank=None, kill_iter=None,
-                 randomize_init=False):
+                 randomize_init=False, init_file=None):
+        self.init_file = init_file
         self.out_dir = out_dir
         self.randomize_init = randomize_init
         self.dump_iters = dump_iters
@@ -67,6 +71,14 @@ class DistProbeHook(Hook):
                 for name, p in sorted(self.model.named_parameters()):
                     if name.endswith(('gamma1', 'gamma2')) or not p.any():
                         p.copy_(torch.empty_like(p).uniform_(0.5, 1.5, generator=g))
+        if self.init_file and osp.exists(self.init_file):
+            init = torch.load(self.init_file, map_location='cpu', weights_only=True)
+            with torch.no_grad():
+                for name, p in self.model.named_parameters():
+                    p.copy_(init[name])
+        elif self.init_file and self.rank == 0:
+            torch.save({n: p.detach().clone() for n, p in self.model.named_parameters()},
+                       self.init_file)
 
     def _grab_grads(self, optimizer, args, kwargs):
         it = self.runner.iter

@@ -252,9 +252,9 @@ def _dist_train(cfg, work_dir, n, port, *flags, check=True, timeout=600, **env):
                  '--no-validate', *flags], _env(PORT=port, **env), timeout=timeout, check=check)
 
 
-def _train(cfg, work_dir, *flags):
+def _train(cfg, work_dir, *flags, **env):
     return _run([sys.executable, 'tools/train.py', cfg, '--work-dir', work_dir, '--no-validate',
-                 *flags], _env())
+                 *flags], _env(**env))
 
 
 def _load(path):
@@ -296,40 +296,64 @@ def _errors(runs, ref):
 
 @pytest.mark.slow
 def test_ddp_classifier_step_equals_single_process_and_checkpoints(tmp_path):
-    tmp = str(tmp_path)
-    single_cfg = _cls_config(tmp, 'single', batch=2, probe=f'{tmp}/probe_single',
-                             randomize_init=True)
-    ddp_cfg = _cls_config(tmp, 'ddp', batch=1, probe=f'{tmp}/probe_ddp', randomize_init=True)
-    _train(single_cfg, f'{tmp}/w_single')
-    proc = _dist_train(ddp_cfg, f'{tmp}/w_ddp', 2, free_port())
-    env = _load(f'{tmp}/probe_ddp/env_rank0.pth')
+    """2 x batch 1 vs 1 x batch 2 from the same parameters, in float64 and in float32.
+
+    float64: the loss, every gradient and every running statistic within 1e-5 relative
+    (||ddp - single|| / ||single|| per tensor). float32: the LG/G-DSM query paths are so
+    ill-conditioned (queries -> LayerNorm -> attention) that the single process's own float32
+    step is up to ~4e-4 away from its float64 step there; the DDP float32 gradients must be as
+    close to the float64 step as that (within 4x, or within 1e-5).
+    """
+    tmp, init = str(tmp_path), f'{tmp_path}/init.pth'
+    procs = {}
+    for dtype in ('float32', 'float64'):
+        single = _cls_config(tmp, f'single_{dtype}', batch=2, probe=f'{tmp}/single_{dtype}',
+                             randomize_init=True, init_file=init)
+        ddp = _cls_config(tmp, f'ddp_{dtype}', batch=1, probe=f'{tmp}/ddp_{dtype}',
+                          randomize_init=True, init_file=init)
+        _train(single, f'{tmp}/w_single_{dtype}', DIST_PROBE_DTYPE=dtype)
+        procs[dtype] = _dist_train(ddp, f'{tmp}/w_ddp_{dtype}', 2, free_port(),
+                                   DIST_PROBE_DTYPE=dtype)
+    ddp_cfg = osp.join(tmp, 'ddp_float32.py')
+    env = _load(f'{tmp}/ddp_float32/env_rank0.pth')
     assert env['world'] == 2 and env['wrapper'] == 'CPUDistributedDataParallel'
     assert env['device_ids'] is None and not env['find_unused']
     assert 'CPUSyncBatchNorm' in env['norms'] and 'SyncBatchNorm' not in env['norms']
-    assert 'CPUSyncBatchNorm' not in _load(f'{tmp}/probe_single/env_rank0.pth')['norms']
+    assert 'CPUSyncBatchNorm' not in _load(f'{tmp}/single_float32/env_rank0.pth')['norms']
 
     # iteration 0: same 2 images (rank 0: image 0, rank 1: image 1)
-    res = _compare_step(f'{tmp}/probe_single', f'{tmp}/probe_ddp', it=0)
-    assert res['batches'][0] == [[b] for b in res['batches'][1]], res['batches']
-    worst = max(res['grads'], key=res['grads'].get)
-    print(f"2x1 vs 1x2, {len(res['grads'])} gradients: max rel {res['grads'][worst]:.2e} "
-          f"({worst}); loss rel {res['loss']:.2e}; running stats max rel "
-          f"{max(res['stats'].values()):.2e}; ~0 in the reference: {res['zero']}")
-    errs = sorted(res['grads'].values())
-    print(f"gradients over 1e-5: {sum(e > 1e-5 for e in errs)} of {len(errs)}, median "
-          f"{errs[len(errs) // 2]:.2e}")
-    assert res['loss'] < 1e-5
-    # measured (one run): the LG-DSM query path of the 4x4 stage reaches ~1e-4 (see docs)
-    assert errs[len(errs) // 2] < 1e-5 and errs[-1] < 1e-3, worst
-    assert max(res['stats'].values()) < 1e-5
-    # iteration 1 ran under DDP without find_unused_parameters: every parameter had a gradient
-    assert osp.exists(f'{tmp}/probe_ddp/grads_iter1_rank1.pth')
-    assert 'Expected to have finished reduction' not in proc.stderr
+    res = {dtype: _compare_step(f'{tmp}/single_{dtype}', f'{tmp}/ddp_{dtype}', it=0)
+           for dtype in procs}
+    for dtype, r in res.items():
+        assert r['batches'][0] == [[b] for b in r['batches'][1]], r['batches']
+        worst = max(r['grads'], key=r['grads'].get)
+        errs = sorted(r['grads'].values())
+        print(f"{dtype}: 2x1 vs 1x2, {len(errs)} gradients: max rel {errs[-1]:.2e} ({worst}), "
+              f"median {errs[len(errs) // 2]:.2e}, over 1e-5: {sum(e > 1e-5 for e in errs)}; "
+              f"loss rel {r['loss']:.2e}; running stats max rel {max(r['stats'].values()):.2e}")
+        assert r['loss'] < 1e-5 and max(r['stats'].values()) < 1e-5, (dtype, r['loss'])
+    assert max(res['float64']['grads'].values()) < 1e-5, res['float64']['grads']
+
+    grads = {f'{kind}_{dtype}': _load(f'{tmp}/{kind}_{dtype}/grads_iter0_rank0.pth')['grads']
+             for kind in ('single', 'ddp') for dtype in procs}
+    exact = grads['single_float64']
+    own, _ = _errors([grads['single_float32']], exact)
+    ours, _ = _errors([grads['ddp_float32']], exact)
+    bad = {n: (ours[n], own[n]) for n in exact if ours[n] > max(1e-5, 4 * own[n])}
+    top = sorted(own, key=own.get)[-3:]
+    print('float32 vs the float64 step (single, ddp): ' +
+          ', '.join(f'{n} {own[n]:.2e} {ours[n]:.2e}' for n in top))
+    assert not bad, bad
+    for dtype, proc in procs.items():
+        # iteration 1 ran under DDP without find_unused_parameters: every parameter had a grad
+        assert osp.exists(f'{tmp}/ddp_{dtype}/grads_iter1_rank1.pth')
+        assert 'Expected to have finished reduction' not in proc.stderr
 
     # checkpoints: written by rank 0 only, without DDP's 'module.' prefix
-    assert open(f'{tmp}/probe_ddp/saved_by_rank0.txt').read().split() == ['epoch=1', 'iter=2']
-    assert not osp.exists(f'{tmp}/probe_ddp/saved_by_rank1.txt')
-    ckpt = f'{tmp}/w_ddp/epoch_1.pth'
+    assert open(f'{tmp}/ddp_float32/saved_by_rank0.txt').read().split() == ['epoch=1',
+                                                                            'iter=2']
+    assert not osp.exists(f'{tmp}/ddp_float32/saved_by_rank1.txt')
+    ckpt = f'{tmp}/w_ddp_float32/epoch_1.pth'
     state = _load(ckpt)['state_dict']
     assert not any(k.startswith('module.') for k in state)
 
@@ -342,10 +366,10 @@ def test_ddp_classifier_step_equals_single_process_and_checkpoints(tmp_path):
     assert acc[0] and acc[0] == acc[1], acc
 
     # resumed in DDP: epoch 2 starts from the DDP checkpoint of epoch 1
-    ddp3 = _cls_config(tmp, 'ddp', batch=1, probe=f'{tmp}/probe_resume', epochs=2)
-    proc = _dist_train(ddp3, f'{tmp}/w_ddp', 2, free_port(), '--resume')
+    ddp3 = _cls_config(tmp, 'resume', batch=1, probe=f'{tmp}/probe_resume', epochs=2)
+    proc = _dist_train(ddp3, f'{tmp}/w_ddp_float32', 2, free_port(), '--resume')
     assert 'resumed epoch: 1, iter: 2' in proc.stdout + proc.stderr
-    assert _load(f'{tmp}/w_ddp/epoch_2.pth')['meta']['iter'] == 4
+    assert _load(f'{tmp}/w_ddp_float32/epoch_2.pth')['meta']['iter'] == 4
 
 
 @pytest.mark.slow
