@@ -107,7 +107,8 @@ class DistProbeHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint):
         with open(self._path(f'saved_by_rank{self.rank}.txt'), 'a') as f:
-            f.write(f"epoch={checkpoint['meta'].get('epoch')} iter={checkpoint['meta'].get('iter')}\n")
+            meta = checkpoint['meta']
+            f.write(f"epoch={meta.get('epoch')} iter={meta.get('iter')}\n")
 
 
 def _metas(data_batch):

@@ -17,7 +17,6 @@ import importlib.util
 import os
 import os.path as osp
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -180,6 +179,7 @@ def test_convert_replaces_torch_sync_bn_keeping_parameters_and_state_dict():
 
 def test_prepare_cpu_distributed_leaves_single_process_and_rejects_unknown_wrappers(monkeypatch):
     from mmengine.config import Config
+
     from uninet_mm.engine import prepare_cpu_distributed
     cfg = Config(dict(launcher='none', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
     assert prepare_cpu_distributed(cfg).env_cfg.dist_cfg.backend == 'nccl'
@@ -192,7 +192,8 @@ def test_prepare_cpu_distributed_leaves_single_process_and_rejects_unknown_wrapp
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
     assert cfg.model_wrapper_cfg == dict(type='CPUDistributedDataParallel',
                                          broadcast_buffers=False, find_unused_parameters=True)
-    cfg = Config(dict(launcher='pytorch', model_wrapper_cfg=dict(type='MMFullyShardedDataParallel')))
+    cfg = Config(dict(launcher='pytorch',
+                      model_wrapper_cfg=dict(type='MMFullyShardedDataParallel')))
     with pytest.raises(RuntimeError, match='cannot run on CPU'):
         prepare_cpu_distributed(cfg)
 

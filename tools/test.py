@@ -33,8 +33,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
-from uninet_mm.engine import InferenceFormHook  # noqa: E402,F401  (registered; tests use it)
-from uninet_mm.engine import prepare_cpu_distributed  # noqa: E402
+from uninet_mm.engine import InferenceFormHook, prepare_cpu_distributed  # noqa: E402,F401 (hook: tests)
 from uninet_mm.engine.guards import add_guard_hooks  # noqa: E402
 from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402
 from uninet_mm.utils.config import library_of as _library_of  # noqa: E402

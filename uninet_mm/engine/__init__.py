@@ -1,4 +1,5 @@
-"""Running MMEngine's Runner: hooks, guards, several processes with or without GPUs (:mod:`.dist`)."""
+"""Running MMEngine's Runner: hooks, guards, several processes with or without GPUs
+(:mod:`.dist`)."""
 from .dist import CPUDistributedDataParallel, prepare_cpu_distributed
 from .guards import CheckpointGuardHook, NonFiniteLossHook
 from .hooks import InferenceFormHook
