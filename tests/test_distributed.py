@@ -4,7 +4,8 @@
   in one process (forward, running statistics, input and weight gradients);
 - one training step of 2 processes x batch 1 (torchrun, the real ``tools/dist_train.sh``) equals
   1 process x batch 2 on the same images: loss and every gradient, for a UniNet classifier with
-  every GOP and DSM and ``sync_bn='torch'``; two iterations under DDP with
+  every GOP and DSM and ``sync_bn='torch'`` (within 1e-5 in float64; in float32 as close to the
+  float64 step as the single process's own float32 step); two iterations under DDP with
   ``find_unused_parameters=False`` (DDP fails in the second forward if a parameter got no
   gradient in the first); the demo Mask R-CNN;
 - checkpoints written by rank 0 only, loaded by a single process and by ``tools/dist_test.sh``
