@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Distributed testing with torchrun: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py flags]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node (as MMDetection's).
+# Distributed testing with torchrun, as MMDetection's:
+#   bash tools/dist_test.sh CONFIG CHECKPOINT N [test.py flags]
+# N processes: one per GPU (NCCL), or, without CUDA, N CPU processes (gloo). Multi-node: the
+# NNODES / NODE_RANK / MASTER_ADDR / PORT variables of tools/dist_train.sh.
 set -e
 
 CONFIG=$1

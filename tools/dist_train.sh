@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun: bash tools/dist_train.sh CONFIG GPUS [train.py flags]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node (as MMDetection's).
+# Distributed training with torchrun, as MMDetection's:
+#   bash tools/dist_train.sh CONFIG N [train.py flags]
+# N processes on this machine: one per GPU (NCCL), or, without CUDA, N CPU processes (gloo, CPU
+# DDP and SyncBN: uninet_mm/engine/dist.py). Multi-node: run it on every node with the same
+# NNODES, MASTER_ADDR (address of node 0) and PORT, and NODE_RANK = 0 .. NNODES-1.
+# PYTHON picks the interpreter (default: python).
 set -e
 
 CONFIG=$1

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Training on a Slurm cluster (as MMDetection's):
 #   [GPUS=16] [GPUS_PER_NODE=8] bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [flags]
+# GPUS tasks in all, GPUS_PER_NODE per node, one GPU each (--gres=gpu:GPUS_PER_NODE). CPU-only
+# nodes: GRES= (empty) drops --gres, and the tasks run as CPU processes (gloo). The master is
+# the first host of the job (scontrol show hostname), port MASTER_PORT (default 29500).
+# SRUN_ARGS adds srun options; PYTHON picks the interpreter (default: python).
 set -x
 
 PARTITION=$1
@@ -10,6 +14,7 @@ WORK_DIR=$4
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+GRES=${GRES-gpu:${GPUS_PER_NODE}}
 SRUN_ARGS=${SRUN_ARGS:-""}
 PY_ARGS=${@:5}
 PYTHON=${PYTHON:-python}
@@ -17,7 +22,7 @@ PYTHON=${PYTHON:-python}
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 srun -p ${PARTITION} \
     --job-name=${JOB_NAME} \
-    --gres=gpu:${GPUS_PER_NODE} \
+    ${GRES:+--gres=${GRES}} \
     --ntasks=${GPUS} \
     --ntasks-per-node=${GPUS_PER_NODE} \
     --cpus-per-task=${CPUS_PER_TASK} \

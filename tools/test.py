@@ -33,7 +33,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 from uninet_mm.apis.workdir import UserInputError, check_output  # noqa: E402
-from uninet_mm.engine import InferenceFormHook  # noqa: E402,F401  (registered; tests use it)
+from uninet_mm.engine import InferenceFormHook, prepare_cpu_distributed  # noqa: E402,F401 (hook: tests)
 from uninet_mm.engine.guards import add_guard_hooks  # noqa: E402
 from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402
 from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
@@ -135,6 +135,7 @@ def main(argv=None):
     if args.out is not None and library != 'mmseg':
         check_output(args.out, [args.checkpoint], args.force, 'tools/test.py --out')
     add_guard_hooks(cfg, 'tools/test.py', check_model=True, stop_non_finite=False)
+    cfg = prepare_cpu_distributed(cfg)  # gloo and CPU DDP when several processes have no GPU
     if library == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()

@@ -35,6 +35,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import uninet_mm  # noqa: E402,F401  (registers the models; safe checkpoint loading)
 from uninet_mm.apis.workdir import UserInputError, check_work_dir  # noqa: E402
+from uninet_mm.engine import prepare_cpu_distributed  # noqa: E402
 from uninet_mm.engine.guards import NonFiniteLossError, add_guard_hooks  # noqa: E402
 from uninet_mm.utils.config import CfgOptionsAction as DictAction  # noqa: E402
 from uninet_mm.utils.config import library_of as _library_of  # noqa: E402
@@ -147,6 +148,7 @@ def main(argv=None):
     cfg = merge_args(cfg, args)
     check_work_dir(cfg.work_dir, args.resume, args.overwrite)  # nothing written is lost
     add_guard_hooks(cfg, 'tools/train.py')  # stop on NaN loss; model recorded in checkpoints
+    cfg = prepare_cpu_distributed(cfg)  # gloo and CPU DDP when several processes have no GPU
     if library_of(cfg) == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
