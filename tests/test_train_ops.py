@@ -18,26 +18,14 @@ from uninet_mm.models.train_ops import (
     memory_efficient_training,
     se_conv,
 )
+from uninet_mm.utils.memory import saved_tensor_bytes
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-def saved_bytes(fn, params=()):
-    """Bytes of the tensors autograd keeps for backward while ``fn()`` runs (each storage once,
-    without the storages of ``params``)."""
-    seen, skip = {}, {p.untyped_storage().data_ptr() for p in params}
-
-    def pack(t):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in skip:
-            seen[ptr] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return out, sum(seen.values())
+saved_bytes = saved_tensor_bytes  # the instrument, shared with the benchmark's --kept
 
 
 def plain_pair(bn):

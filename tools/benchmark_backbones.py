@@ -117,25 +117,6 @@ def _peak_rss_bytes():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
-def saved_activation_bytes(net, x, params):
-    """Bytes that autograd keeps for backward in one forward of ``net(x)`` (each storage
-    once, without the storages of ``params``): what memory-efficient training functions cut,
-    independent of the allocator and of other processes."""
-    import torch
-    seen, skip = {}, {p.untyped_storage().data_ptr() for p in params}
-
-    def pack(t):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in skip:
-            seen[ptr] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = net(x)
-    del out
-    return sum(seen.values())
-
-
 def _outputs_sum(out):
     if isinstance(out, (tuple, list)):
         return sum(o.float().sum() for o in out)
@@ -237,7 +218,10 @@ def run_one(name, args):
         kept = None
         if train and args.kept:
             model.zero_grad(set_to_none=True)
-            kept = saved_activation_bytes(net, x, list(model.parameters())) / 2**20
+            from uninet_mm.utils.memory import saved_tensor_bytes
+            out, kept = saved_tensor_bytes(lambda: net(x), list(model.parameters()))
+            del out
+            kept /= 2**20
         base = mem_start()
         try:
             for _ in range(args.warmup):
