@@ -67,16 +67,7 @@ def _syncbn_worker(rank, world, port, cases, out):
         r = case['r'][case['splits'][rank]:case['splits'][rank + 1]]
         bn = CPUSyncBatchNorm(x.shape[1], momentum=case['momentum'], affine=case['affine'],
                               dtype=x.dtype)
-        if case['affine']:
-            with torch.no_grad():
-                bn.weight.copy_(case['weight'])
-                bn.bias.copy_(case['bias'])
-        for _ in range(case['steps']):
-            x.grad = None
-            for p in bn.parameters():
-                p.grad = None
-            y = bn(x)
-            (y * r).sum().backward()  # this rank's share of the global loss sum(y * r)
+        y = _train_steps(bn, x, r, case)  # this rank's share of the global loss sum(y * r)
         params = {n: p.grad.clone() for n, p in bn.named_parameters()}
         for g in params.values():  # DDP would average; the sum over ranks is the total
             dist.all_reduce(g)
@@ -86,6 +77,22 @@ def _syncbn_worker(rank, world, port, cases, out):
                             tracked=int(bn.num_batches_tracked)))
     torch.save(results, f'{out}/rank{rank}.pth')
     dist.destroy_process_group()
+
+
+def _train_steps(bn, x, r, case):
+    """The case's affine parameters into ``bn``, then ``case['steps']`` forward/backward
+    passes of the loss ``sum(bn(x) * r)``; returns the last output."""
+    if case['affine']:
+        with torch.no_grad():
+            bn.weight.copy_(case['weight'])
+            bn.bias.copy_(case['bias'])
+    for _ in range(case['steps']):
+        x.grad = None
+        for p in bn.parameters():
+            p.grad = None
+        y = bn(x)
+        (y * r).sum().backward()
+    return y
 
 
 def _syncbn_cases():
@@ -111,16 +118,7 @@ def _reference(case):
     x = case['x'].clone().requires_grad_()
     kind = nn.BatchNorm2d if x.dim() == 4 else nn.BatchNorm1d
     bn = kind(x.shape[1], momentum=case['momentum'], affine=case['affine'], dtype=x.dtype)
-    if case['affine']:
-        with torch.no_grad():
-            bn.weight.copy_(case['weight'])
-            bn.bias.copy_(case['bias'])
-    for _ in range(case['steps']):
-        x.grad = None
-        for p in bn.parameters():
-            p.grad = None
-        y = bn(x)
-        (y * case['r']).sum().backward()
+    y = _train_steps(bn, x, case['r'], case)
     return dict(y=y.detach(), dx=x.grad, params={n: p.grad for n, p in bn.named_parameters()},
                 running_mean=bn.running_mean, running_var=bn.running_var,
                 tracked=int(bn.num_batches_tracked))

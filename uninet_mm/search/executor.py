@@ -39,9 +39,17 @@ class Executor:
     kind = 'executor'
     num_workers = 1
 
+    def _init_tracking(self):
+        self._running = {}  # handle (future, object ref) -> (submission number, job)
+        self._count = 0
+
+    def _track(self, handle, job):
+        self._running[handle] = (self._count, job)
+        self._count += 1
+
     @property
     def num_running(self):
-        raise NotImplementedError
+        return len(self._running)
 
     def submit(self, fn, job):
         raise NotImplementedError
@@ -106,23 +114,19 @@ class PoolExecutor(Executor):
 
     def __init__(self, num_workers=None, threads=False, num_cpus_per_task=1):
         import concurrent.futures as cf
-        import multiprocessing
         import os
         self.num_workers = max(1, int(num_workers or os.cpu_count() or 1))
         self.num_cpus_per_task = num_cpus_per_task
         self.threads = bool(threads)
         self._cf = cf
-        if self.threads:
-            self._pool = cf.ThreadPoolExecutor(self.num_workers)
-        else:
-            self._pool = cf.ProcessPoolExecutor(
-                self.num_workers, mp_context=multiprocessing.get_context('spawn'))
-        self._running = {}  # future -> (submission number, job)
-        self._count = 0
+        self._pool = (cf.ThreadPoolExecutor(self.num_workers) if self.threads
+                      else self._process_pool())
+        self._init_tracking()
 
-    @property
-    def num_running(self):
-        return len(self._running)
+    def _process_pool(self):
+        import multiprocessing
+        return self._cf.ProcessPoolExecutor(
+            self.num_workers, mp_context=multiprocessing.get_context('spawn'))
 
     def submit(self, fn, job):
         call = (fn, job) if self.threads else (_worker_call, fn, job, self.num_cpus_per_task)
@@ -131,14 +135,11 @@ class PoolExecutor(Executor):
         except BrokenProcessPool:
             self._restart()
             future = self._pool.submit(*call)
-        self._running[future] = (self._count, job)
-        self._count += 1
+        self._track(future, job)
 
     def _restart(self):
-        import multiprocessing
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._cf.ProcessPoolExecutor(
-            self.num_workers, mp_context=multiprocessing.get_context('spawn'))
+        self._pool = self._process_pool()
 
     def wait_one(self):
         if not self._running:
@@ -222,20 +223,13 @@ class RayExecutor(Executor):
         self.num_workers = max(1, int(num_workers or total // num_cpus_per_task))
         self._remote = ray.remote(num_cpus=num_cpus_per_task)(_worker_call)
         self._fn_refs = {}  # id(fn) -> (fn, its object ref): each evaluator is put once
-        self._running = {}  # ref -> (submission number, job)
-        self._count = 0
-
-    @property
-    def num_running(self):
-        return len(self._running)
+        self._init_tracking()
 
     def submit(self, fn, job):
         entry = self._fn_refs.get(id(fn))
         if entry is None or entry[0] is not fn:
             entry = self._fn_refs[id(fn)] = (fn, self.ray.put(fn))
-        ref = self._remote.remote(entry[1], job, self.num_cpus_per_task)
-        self._running[ref] = (self._count, job)
-        self._count += 1
+        self._track(self._remote.remote(entry[1], job, self.num_cpus_per_task), job)
 
     def wait_one(self):
         if not self._running:
