@@ -125,8 +125,9 @@ def _stages_to_lists(arch):
     return arch
 
 
-def _check_stage(i, stage):
-    gops, dsms = operator_names(GOPS), operator_names(DSMS)
+def _check_stage(i, stage, gops, dsms):
+    """Operator names against the registries' (``gops``, ``dsms``) and the DSM/stride rule;
+    the value types and ranges were checked by :func:`~.validate.check_arch_values`."""
     if stage.gop not in gops:
         raise KeyError(f'UniNet: stage {i}: unknown GOP {stage.gop!r}; valid GOPs are '
                        f'{list(gops)} (a new GOP is a class registered in uninet_mm.registry.GOPS)')
@@ -136,10 +137,6 @@ def _check_stage(i, stage):
     if stage.dsm is None and stage.stride != 1:
         raise ValueError(f'UniNet: stage {i} has stride {stage.stride} but no DSM; only a DSM '
                          f'down-samples: give it a DSM or stride 1')
-    if stage.width < 1 or stage.depth < 0 or stage.expansion < 1 or stage.stride < 1:
-        raise ValueError(f'UniNet: stage {i}: impossible width/repeats/expansion/stride '
-                         f'{stage.width}/{stage.depth}/{stage.expansion}/{stage.stride}; all '
-                         f'must be positive (repeats may be 0)')
 
 
 def arch_spec(arch):
@@ -180,8 +177,9 @@ def arch_spec(arch):
     stages = tuple(StageSpec(**{_FIELD_OF[k]: v for k, v in zip(PER_STAGE_KEYS, values)})
                    for values in zip(*(full[k] for k in PER_STAGE_KEYS)))
     spec = ArchSpec(stages, **{k: full.get(k) for k in SCALAR_KEYS if k in full})
+    gops, dsms = operator_names(GOPS), operator_names(DSMS)
     for i, stage in enumerate(spec.stages):
-        _check_stage(i, stage)
+        _check_stage(i, stage, gops, dsms)
     return spec
 
 

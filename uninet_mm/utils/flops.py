@@ -278,7 +278,8 @@ def build_preset(arch, with_head=True, num_classes=1000, device=None):
 
     ``device='meta'`` builds it without memory or initialisation cost: enough to count
     parameters and FLOPs (shapes only), which is how :func:`preset_flops` counts by default."""
-    from ..models.uninet import UniNet, parse_arch
+    from ..models.arch import parse_arch
+    from ..models.uninet import UniNet
 
     full = parse_arch(arch)
     size = full.get('input_size', 224)
