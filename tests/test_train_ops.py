@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from uninet_mm.apis import randomize_
+from uninet_mm.apis import load_tool, randomize_
 from uninet_mm.models import UniNet, train_ops
 from uninet_mm.models.layers import SqueezeExcite
 from uninet_mm.models.train_ops import (
@@ -252,3 +252,25 @@ def test_uninet_keeps_less_and_modules_unchanged(small_arch):
     with memory_efficient_training(False), torch.no_grad():
         for a, b in zip(ref, model(x)):
             assert torch.equal(a, b)
+
+
+def test_benchmark_plain_train_switch_reaches_the_measurement():
+    """``benchmark_backbones.py --plain-train`` must hold the switch while it measures: the
+    plain path keeps more for backward than the memory-efficient one (B0, 64x96)."""
+    bench = load_tool('benchmark_backbones')
+    kept, threads = {}, torch.get_num_threads()
+    for extra in ([], ['--plain-train']):
+        args = bench.parse_args(['--models', 'uninet_b0', '--shape', '64', '96', '--modes',
+                                 'forward_backward', '--iters', '1', '--warmup', '0',
+                                 '--threads', '1', '--kept', *extra])
+        kept[bool(extra)] = bench.run_one('uninet_b0', args)['forward_backward'][
+            'kept_for_backward_mb']
+        assert train_ops._ENABLED == dict.fromkeys(train_ops.FUNCTIONS, True)  # restored
+    torch.set_num_threads(threads)
+    model, x = UniNet('b0'), torch.randn(1, 3, 64, 96)
+    params = list(model.parameters())
+    _, fused = saved_bytes(lambda: model(x), params)
+    with memory_efficient_training(False):
+        _, plain = saved_bytes(lambda: model(x), params)
+    assert plain > fused * 1.1
+    assert kept[False] == pytest.approx(fused / 2**20) and kept[True] == pytest.approx(plain / 2**20)

@@ -133,9 +133,16 @@ def run_one(name, args):
             notes.append('--malloc keep: not glibc, default allocator')
     elif args.malloc == 'env' and MALLOC_TUNABLES not in os.environ.get('GLIBC_TUNABLES', ''):
         notes.append('--malloc env: GLIBC_TUNABLES not set in the worker (--in-process?)')
-    if args.plain_train is not None:  # for the rest of this worker
+    if args.plain_train is not None:  # held for the whole run (a switch entered and dropped
+        # unreferenced is closed by the garbage collector at once, which restores it)
         from uninet_mm.models.train_ops import FUNCTIONS, memory_efficient_training
-        memory_efficient_training(False, args.plain_train or FUNCTIONS).__enter__()
+        with memory_efficient_training(False, args.plain_train or FUNCTIONS):
+            return _run_model(name, args, notes)
+    return _run_model(name, args, notes)
+
+
+def _run_model(name, args, notes):
+    import torch
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
