@@ -29,8 +29,6 @@ import json
 import os
 import os.path as osp
 import platform
-import re
-import resource
 import subprocess
 import sys
 import time
@@ -67,56 +65,6 @@ def build(name):
     raise KeyError(f'unknown model {name!r}; choose from {list(ALL_MODELS)}')
 
 
-def _rss_bytes():
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-class _RSSSampler:
-    """Polls the resident set size every ``interval`` s in a thread and keeps the maximum:
-    the kernel's VmHWM mark is updated lazily and can miss peaks that are freed with madvise,
-    so the peak is max(VmHWM, sampled RSS)."""
-
-    def __init__(self, interval=0.01):
-        import threading
-        self.interval, self.peak = interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
-            self._stop.wait(self.interval)
-
-    def start(self):
-        self.peak = _rss_bytes()
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join()
-        return max(self.peak, _rss_bytes())
-
-
-def _reset_peak_rss():
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process; False if not possible."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_bytes():
-    try:
-        with open('/proc/self/status') as f:
-            return int(re.search(r'VmHWM:\s+(\d+)', f.read()).group(1)) * 1024
-    except (OSError, AttributeError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-
-
 def _outputs_sum(out):
     if isinstance(out, (tuple, list)):
         return sum(o.float().sum() for o in out)
@@ -126,7 +74,7 @@ def _outputs_sum(out):
 def run_one(name, args):
     """Benchmark one model in this process; returns a dict of figures and notes."""
     notes = []
-    import torch
+    import torch  # noqa: F401  (imported before the allocator setting, as tools/train.py)
     if args.malloc == 'keep':  # after import torch, as tools/train.py does
         from uninet_mm.utils.malloc import keep_freed_memory
         if not keep_freed_memory():
@@ -143,6 +91,8 @@ def run_one(name, args):
 
 def _run_model(name, args, notes):
     import torch
+
+    from uninet_mm.utils.memory import RSSSampler, peak_rss_bytes, reset_peak_rss, rss_bytes
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
@@ -178,10 +128,10 @@ def _run_model(name, args, notes):
         if dev.type == 'cuda':
             torch.cuda.reset_peak_memory_stats()
             return torch.cuda.memory_allocated()
-        if not _reset_peak_rss() and not notes_have_rss_note():
+        if not reset_peak_rss() and not notes_have_rss_note():
             notes.append('cannot reset the peak RSS mark: CPU peak memory is the process peak')
-        base = _rss_bytes()
-        sampler[:] = [_RSSSampler().start()]
+        base = rss_bytes()
+        sampler[:] = [RSSSampler().start()]
         return base
 
     def notes_have_rss_note():
@@ -192,7 +142,7 @@ def _run_model(name, args, notes):
         if dev.type == 'cuda':
             return torch.cuda.max_memory_allocated() - base
         sampled = sampler.pop().stop() if sampler else 0
-        return max(_peak_rss_bytes(), sampled) - base
+        return max(peak_rss_bytes(), sampled) - base
 
     result = dict(model=name, params=params, notes=notes)
     modes = [m for m in ('forward', 'forward_backward') if m in args.modes]
