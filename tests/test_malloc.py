@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from uninet_mm.apis import load_tool
 from uninet_mm.utils import malloc
@@ -91,3 +92,19 @@ def test_benchmark_workers_get_the_setting(monkeypatch):
     assert '--plain-train' in seen['argv'] and 'env' in seen['argv']
     bench.run_subprocess(bench.parse_args(['--models', 'swin_t', '--malloc', 'keep']), 'swin_t')
     assert 'GLIBC_TUNABLES' not in seen['env'] and 'keep' in seen['argv']
+
+
+def test_search_worker_applies_the_setting_once_per_process(monkeypatch):
+    from uninet_mm.search import executor
+    calls = []
+    monkeypatch.setattr(malloc, 'keep_freed_memory', lambda: calls.append(1) or True)
+    monkeypatch.delenv('GLIBC_TUNABLES', raising=False)
+    monkeypatch.delenv(malloc.MALLOC_ENV, raising=False)
+    executor._setup_worker_process.cache_clear()
+    threads = torch.get_num_threads()
+    try:
+        assert [executor._worker_call(lambda job: job * 2, j, 1) for j in (1, 2, 3)] == [2, 4, 6]
+    finally:
+        torch.set_num_threads(threads)
+        executor._setup_worker_process.cache_clear()
+    assert calls == [1]   # three candidates, one allocator setting

@@ -21,6 +21,7 @@ otherwise; ``'ray'`` without Ray installed is an error that says so. ``'pool'`` 
 candidates in local processes (or threads) without Ray.
 """
 import collections
+import functools
 import traceback
 from concurrent.futures.process import BrokenProcessPool
 
@@ -169,14 +170,20 @@ class PoolExecutor(Executor):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+@functools.lru_cache(maxsize=None)
+def _setup_worker_process():
+    """Once per worker process (a long-lived one): keep freed memory unless $UNINET_MALLOC
+    says otherwise. Returns the setting in force."""
+    from ..utils.malloc import apply_malloc, default_malloc
+    try:
+        return apply_malloc(default_malloc())
+    except ValueError as e:  # a bad $UNINET_MALLOC: the allocator is left as it is
+        return str(e)
+
+
 def _worker_call(fn, job, num_cpus):
     import torch
-
-    from ..utils.malloc import apply_malloc, default_malloc
-    try:  # a long-lived worker: keep freed memory unless $UNINET_MALLOC says otherwise
-        apply_malloc(default_malloc())
-    except ValueError:
-        pass
+    _setup_worker_process()
     torch.set_num_threads(max(1, int(num_cpus)))
     return fn(job)
 
