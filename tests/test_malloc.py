@@ -84,7 +84,7 @@ def test_benchmark_workers_get_the_setting(monkeypatch):
         seen.update(argv=argv, env=env)
         return subprocess.CompletedProcess(argv, 1, '', 'stopped by the test')
 
-    monkeypatch.setattr(bench.subprocess, 'run', fake_run)
+    monkeypatch.setattr(subprocess, 'run', fake_run)
     monkeypatch.delenv('GLIBC_TUNABLES', raising=False)
     args = bench.parse_args(['--models', 'swin_t', '--malloc', 'env', '--plain-train'])
     bench.run_subprocess(args, 'swin_t')

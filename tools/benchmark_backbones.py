@@ -29,7 +29,6 @@ import json
 import os
 import os.path as osp
 import platform
-import subprocess
 import sys
 import time
 
@@ -285,13 +284,11 @@ def run_subprocess(args, name):
     if args.malloc == 'env':
         env['GLIBC_TUNABLES'] = ':'.join(filter(None, [env.get('GLIBC_TUNABLES'),
                                                        MALLOC_TUNABLES]))
-    proc = subprocess.run(_worker_argv(args, name), capture_output=True, text=True, cwd=ROOT,
-                          env=env)
-    for line in proc.stdout.splitlines():
-        if line.startswith('RESULT '):
-            return json.loads(line[len('RESULT '):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']
-    return dict(model=name, error=f'worker exit {proc.returncode}: {tail[0][:300]}', notes=[])
+    from uninet_mm.utils.worker import run_worker
+    result = run_worker(_worker_argv(args, name), cwd=ROOT, env=env)
+    if 'error' in result:
+        result.update(model=name, notes=[])
+    return result
 
 
 def _best_of(rounds):
@@ -365,7 +362,8 @@ def format_table(results, args):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
-        print('RESULT ' + json.dumps(run_one(args.worker, args)), flush=True)
+        from uninet_mm.utils.worker import print_result
+        print_result(run_one(args.worker, args))
         return
     runs = {name: [] for name in args.models}
     for rnd in range(args.rounds):

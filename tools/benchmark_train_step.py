@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
@@ -126,12 +125,10 @@ def run_subprocess(config, args):
             '--shape', *map(str, args.shape), '--boxes', str(args.boxes),
             '--threads', str(args.threads), '--iters', str(args.iters),
             '--warmup', str(args.warmup), '--malloc', args.malloc]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
-    for line in proc.stdout.splitlines():
-        if line.startswith('RESULT '):
-            return json.loads(line[len('RESULT '):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']
-    return dict(config=config, error=f'worker exit {proc.returncode}: {tail[0][:300]}')
+    from uninet_mm.utils.worker import run_worker
+    result = run_worker(argv, cwd=ROOT)
+    result.setdefault('config', config)
+    return result
 
 
 def format_table(results):
@@ -151,7 +148,8 @@ def format_table(results):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
-        print('RESULT ' + json.dumps(run_one(args.worker, args)), flush=True)
+        from uninet_mm.utils.worker import print_result
+        print_result(run_one(args.worker, args))
         return
     results = [run_subprocess(c, args) for c in args.configs]
     print(format_table(results))
