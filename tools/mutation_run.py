@@ -15,6 +15,10 @@ Usage (from the repository root; one worker; docs/mutation.md)::
     python tools/mutation_run.py --report               # the last run's report again
     python tools/mutation_run.py --rerun NAME ...       # re-run some mutants (after a fix)
     python tools/mutation_run.py --show NAME ...        # a mutant's diff
+    python tools/mutation_run.py --preset converters --sample 30 ...  # another preset
+
+One preset per checkout: mutants/ holds one preset's results (mutmut re-collects its test
+statistics when the test selection changes).
 """
 import argparse
 import json
@@ -26,24 +30,22 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-#: modules whose wrong math matters and whose tests are fast (docs/mutation.md)
-MODULES = [
-    'uninet_mm/search/reward.py',
-    'uninet_mm/search/stats.py',
-    'uninet_mm/search/strategies.py',
-]
-
-#: the tests that exercise MODULES; mutmut keeps, per mutated function, only those that call it
-TESTS = [
-    'tests/test_search_logic.py',
-    'tests/test_search.py::test_reward_equals_accuracy_at_target_and_falls_with_flops',
-    'tests/test_search.py::test_same_seed_same_token_sequences_and_resumable_state',
-    'tests/test_search.py::test_ppo_learns_a_known_best_architecture_and_beats_random',
-    'tests/test_search.py::test_wilcoxon_direction_and_a12_against_hand_computed_cases',
-    'tests/test_search.py::test_benchmark_summary_shape_and_p_value_direction',
-    'tests/test_mutation_survivors.py',
-    '-k', 'not loop_reward and not naswot',
-]
+#: preset -> (modules whose wrong math matters and whose tests are fast, the tests that exercise
+#: them; mutmut keeps, per mutated function, only those that call it); docs/mutation.md
+PRESETS = dict(
+    search=(['uninet_mm/search/reward.py', 'uninet_mm/search/stats.py',
+             'uninet_mm/search/strategies.py'],
+            ['tests/test_search_logic.py',
+             'tests/test_search.py::test_reward_equals_accuracy_at_target_and_falls_with_flops',
+             'tests/test_search.py::test_same_seed_same_token_sequences_and_resumable_state',
+             'tests/test_search.py::test_ppo_learns_a_known_best_architecture_and_beats_random',
+             'tests/test_search.py::test_wilcoxon_direction_and_a12_against_hand_computed_cases',
+             'tests/test_search.py::test_benchmark_summary_shape_and_p_value_direction',
+             'tests/test_mutation_survivors.py',
+             '-k', 'not loop_reward and not naswot']),
+    converters=(['uninet_mm/converters/official.py'], ['tests/test_converter.py']),
+)
+MODULES, TESTS = PRESETS['search']
 
 SAMPLE_FILE = osp.join('mutants', 'sample.json')
 
@@ -117,6 +119,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--list', action='store_true', help='count the mutants per module')
     parser.add_argument('--sample', type=int, help='run a uniform random sample of N mutants')
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='search')
     parser.add_argument('--seed', type=int, default=18)
     parser.add_argument('--part', default='1/1', metavar='K/M',
                         help='run the K-th of M parts of the (shuffled) sample; any parts done '
@@ -126,6 +129,8 @@ def main(argv=None):
     parser.add_argument('--show', nargs='+', metavar='NAME', help="print these mutants' diffs")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
+    global MODULES, TESTS
+    MODULES, TESTS = PRESETS[args.preset]
     configure()
     if args.show:
         from mutmut.__main__ import cli
