@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import uninet_mm  # noqa: F401
 from uninet_mm.apis import ReleasedUniNet, load_tool, randomize_
 from uninet_mm.converters import block_plan, convert_official, is_official
-from uninet_mm.converters.official import RENAME_TABLES
+from uninet_mm.converters.official import RENAME_TABLES, _rename, unwrap
 from uninet_mm.models import UniNet, UniNetClsHead
 from uninet_mm.utils.flops import BackboneWithHead
 
@@ -163,6 +163,21 @@ def test_is_official():
     assert not is_official({'conv1.weight': torch.zeros(1)})
     assert not is_official(torch.zeros(3))
     assert is_official({'stem.0.weight': torch.zeros(1), 'blocks.0.b2.0.weight': torch.zeros(1)})
+    # both parts are needed, and any key of ours makes it not the released layout
+    assert not is_official({'stem.0.weight': torch.zeros(1)})
+    assert not is_official({'blocks.0.b2.0.weight': torch.zeros(1)})
+    for ours_key in ('stages.0.weight', 'backbone.x', 'stem.conv.weight'):
+        assert not is_official({'stem.0.weight': torch.zeros(1),
+                                'blocks.0.b2.0.weight': torch.zeros(1), ours_key: torch.zeros(1)})
+    with pytest.raises(TypeError, match='expected a state dict'):
+        unwrap(torch.zeros(3))
+
+
+def test_rename_takes_the_longest_matching_entry():
+    table = {'a': 'x', 'a.b': 'y'}      # no released table nests entries yet; a new one may
+    assert _rename('a.b.w', table) == 'y.w'
+    assert _rename('a.c', table) == 'x.c'
+    assert _rename('ab.w', table) is None
 
 
 def test_unmatched_released_keys_raise():
