@@ -161,9 +161,9 @@ def test_harness_runs_on_the_uninet_table(tmp_path):
     from uninet_mm.search.benchmark import run_benchmark
     from uninet_mm.search.tabular import load_table
     table = load_table(TABLE)
-    assert len(table) >= 20 and table.has_flops and table.num_choices == [5, 3, 5, 5, 5] * 5
+    assert len(table) >= 5 and table.has_flops and table.num_choices == [5, 3, 5, 5, 5] * 5
     for e in table.entries.values():
-        assert 0. < e.value <= 1. and 0. < e.test <= 1.
+        assert 0. < e.value <= 1. and (e.test is None or 0. < e.test <= 1.)
     out = run_benchmark(table, [dict(type='random')], seeds=2, budgets=(5,), workers=1,
                         batch_size=5, target=1e6)
     assert len(out['budgets']['5']['random']['values']) == 2

@@ -20,7 +20,8 @@ the proxy rank like longer training?"; uninet_mm/search/rank_agreement.py)
    with percentile bootstrap 95% intervals over architectures (2,000 resamples, seed 0), the
    top-10% overlap, the seed-to-seed tau, seconds per candidate.
 5. ``--table FILE``: the architectures as a table of docs/search.md (JSON Lines: tokens,
-   ``value`` = the proxy's accuracy at seed 0, ``test`` = the higher fidelity's, ``flops``),
+   ``value`` = the proxy's accuracy at seed 0, ``test`` = the higher fidelity's where it was
+   trained, ``flops``),
    for ``tools/search_benchmark.py --table FILE``.
 """
 import argparse
@@ -52,6 +53,8 @@ def parse_args(argv=None):
                    help='the higher fidelity (default: %(default)s; a subset of 0 = all)')
     p.add_argument('--no-high', action='store_true', help='train only the proxy')
     p.add_argument('--limit', type=int, help='stop after this many new trainings')
+    p.add_argument('--only', help="train only this fidelity's jobs (the proxy's name or "
+                                  "'high'), in the study's order")
     p.add_argument('--report-only', action='store_true', help='train nothing, report')
     p.add_argument('--table', help='write the architectures as a JSON Lines table here')
     p.add_argument('--bootstrap', type=int, default=2000, help='bootstrap resamples')
@@ -149,15 +152,18 @@ def report(archs, records, proxy, seeds, reps=2000):
             out[f'seconds_{fid}'] = dict(mean=sum(secs) / len(secs), min=min(secs),
                                          max=max(secs), n=len(secs))
             out[f'options_{fid}'] = next(r['options'] for r in records if r['fidelity'] == fid)
-    if len(done) < 3:
+    pair = [i for i in range(len(archs)) if ('high', 0, i) in acc and (proxy, 0, i) in acc]
+    if len(pair) < 3:
         return out
-    high = [acc[('high', 0, i)]['accuracy'] for i in done]
-    runs = [[acc[(proxy, s, i)]['accuracy'] for i in done] for s in range(seeds)]
-    mean = [sum(v) / len(v) for v in zip(*runs)]
-    out['seed0_vs_high'] = agreement(runs[0], high, reps=reps)
-    if seeds > 1:
-        out['mean_vs_high'] = agreement(mean, high, reps=reps)
-    out['proxy_accuracy'] = [min(runs[0]), max(runs[0])]
+    high = [acc[('high', 0, i)]['accuracy'] for i in pair]
+    seed0 = [acc[(proxy, 0, i)]['accuracy'] for i in pair]
+    out['seed0_vs_high'] = agreement(seed0, high, reps=reps)  # a partial study included
+    if seeds > 1 and len(done) >= 3:
+        mean = [sum(acc[(proxy, s, i)]['accuracy'] for s in range(seeds)) / seeds
+                for i in done]
+        out['mean_vs_high'] = agreement(mean, [acc[('high', 0, i)]['accuracy'] for i in done],
+                                        reps=reps)
+    out['proxy_accuracy'] = [min(seed0), max(seed0)]
     out['high_accuracy'] = [min(high), max(high)]
     return out
 
@@ -221,15 +227,20 @@ def markdown(rep):
 
 
 def write_table(archs, records, proxy, path, choices):
+    """The architectures with the proxy's seed 0 as a table: ``value`` = that accuracy,
+    ``test`` = the higher fidelity's where it was trained (a partial study leaves it out)."""
     acc = {(r['fidelity'], r['seed'], r['index']): r['accuracy'] for r in records}
     n = 0
     with open(path, 'w') as f:
         f.write(json.dumps(dict(choices=choices)) + '\n')
         for i, a in enumerate(archs):
-            if (proxy, 0, i) not in acc or ('high', 0, i) not in acc:
+            if (proxy, 0, i) not in acc:
                 continue
-            f.write(json.dumps(dict(tokens=a['tokens'], value=acc[(proxy, 0, i)],
-                                    test=acc[('high', 0, i)], flops=a['flops'])) + '\n')
+            line = dict(tokens=a['tokens'], value=acc[(proxy, 0, i)])
+            if ('high', 0, i) in acc:
+                line['test'] = acc[('high', 0, i)]
+            line['flops'] = a['flops']
+            f.write(json.dumps(line) + '\n')
             n += 1
     return n
 
@@ -268,7 +279,7 @@ def main(argv=None):
         evaluators = {args.proxy_name: (build_evaluator(dict(base_ev, **proxy_opts)), proxy_opts),
                       'high': (build_evaluator(dict(base_ev, **high_opts)), high_opts)}
         todo = [j for j in job_list(archs, args.proxy_name, args.seeds, not args.no_high)
-                if j not in have][:args.limit]
+                if j not in have and (args.only is None or j[0] == args.only)][:args.limit]
         print(f'{len(todo)} trainings to do ({len(have)} done)', flush=True)
         for k, (fid, seed, i) in enumerate(todo):
             ev, opts = evaluators[fid]
