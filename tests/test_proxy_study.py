@@ -1,0 +1,171 @@
+"""The proxy study's statistics (uninet_mm/search/rank_agreement.py) against hand-computed
+cases and an independent bootstrap (scipy.stats.bootstrap), its stratified sampling and resume
+(tools/proxy_study.py), and the harness on the shipped UniNet table."""
+import json
+import os.path as osp
+import random
+
+import pytest
+
+from uninet_mm.search.rank_agreement import (
+    agreement,
+    bootstrap_interval,
+    kendall_tau,
+    seed_to_seed_tau,
+    spearman_rho,
+    top_overlap,
+)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TABLE = osp.join(REPO, 'docs', 'bench', 'uninet_demo_40.jsonl')
+
+
+def test_tau_and_rho_against_hand_computed_cases():
+    # one swapped neighbour pair of 4: 5 concordant, 1 discordant pair -> (5 - 1) / 6
+    x, y = [1, 2, 3, 4], [1, 3, 2, 4]
+    assert kendall_tau(x, y) == pytest.approx(2 / 3)
+    # d = (0, 1, 1, 0): 1 - 6 * 2 / (4 * 15)
+    assert spearman_rho(x, y) == pytest.approx(0.8)
+    # reversed: every pair discordant
+    assert kendall_tau(x, x[::-1]) == pytest.approx(-1.)
+    # tau-b with a tie in x: 5 concordant of 6 pairs, 1 tied in x: 5 / sqrt(5 * 6)
+    assert kendall_tau([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / 30 ** 0.5)
+    with pytest.raises(ValueError, match='different lengths'):
+        kendall_tau([1, 2], [1, 2, 3])
+
+
+def test_top_overlap_counts_the_shared_top_k():
+    y = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
+    x = [0.1, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.9, 0.0]  # y's best is x's 9th
+    assert top_overlap(x, y, 0.2) == pytest.approx(0.5)   # top 2: {0, 1} vs {8, 1}
+    assert top_overlap(x, y, 0.1) == pytest.approx(0.)    # top 1: {0} vs {8}
+    assert top_overlap(y, y, 0.3) == pytest.approx(1.)
+    assert top_overlap(x[:4], y[:4], 0.1) == pytest.approx(0.)  # k is at least 1
+
+
+def test_bootstrap_resamples_pairs_together():
+    """Perfectly concordant pairs give tau 1 on every resample: an interval of [1, 1] (pairs
+    resampled independently would centre it on 0)."""
+    x = list(range(20))
+    y = [v * v for v in x]
+    assert bootstrap_interval(x, y, kendall_tau, reps=200) == pytest.approx((1., 1.))
+
+
+def test_bootstrap_interval_matches_scipy_percentile_bootstrap():
+    from scipy.stats import bootstrap
+    rng = random.Random(0)
+    x = [rng.random() for _ in range(30)]
+    y = [v + rng.gauss(0, 0.3) for v in x]
+    lo, hi = bootstrap_interval(x, y, spearman_rho, reps=3000, seed=1)
+    ref = bootstrap((x, y), lambda a, b: spearman_rho(list(a), list(b)), paired=True,
+                    vectorized=False, n_resamples=3000, method='percentile',
+                    confidence_level=0.95, random_state=2).confidence_interval
+    assert lo < spearman_rho(x, y) < hi
+    assert lo == pytest.approx(ref.low, abs=0.05) and hi == pytest.approx(ref.high, abs=0.05)
+    lo90, hi90 = bootstrap_interval(x, y, spearman_rho, reps=3000, seed=1, level=0.9)
+    assert lo < lo90 < hi90 < hi
+
+
+def test_seed_to_seed_tau_is_the_mean_over_pairs():
+    a, b, c = [1, 2, 3, 4], [1, 3, 2, 4], [4, 3, 2, 1]
+    mean, taus = seed_to_seed_tau([a, b, c])
+    assert taus == pytest.approx([2 / 3, -1., -2 / 3])  # (a, b), (a, c), (b, c)
+    assert mean == pytest.approx(-1 / 3)
+    out = agreement(a, b, reps=50)
+    assert out['kendall_tau'] == pytest.approx(2 / 3) and out['n'] == 4
+    assert out['kendall_tau_ci'][0] <= out['kendall_tau_ci'][1]
+
+
+def _load_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('proxy_study',
+                                                  osp.join(REPO, 'tools', 'proxy_study.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class _GridSpace:
+    """6 x 6 token pairs, each its own architecture."""
+
+    def sample(self, rng):
+        return [rng.randrange(6), rng.randrange(6)]
+
+    def decode(self, tokens):
+        return list(tokens)
+
+    def arch_key(self, arch):
+        return tuple(arch)
+
+
+def test_stratified_archs_take_one_per_flops_bin_and_results_resume(tmp_path):
+    tool = _load_tool()
+    flops_of = {}
+
+    def complexity(arch):
+        flops_of[tuple(arch)] = 10 * arch[0] + arch[1]
+        return flops_of[tuple(arch)], 0
+
+    archs = tool.stratified_archs(_GridSpace(), complexity, 4, 3)
+    pool = sorted(flops_of.values())
+    assert len(pool) == 12  # 4 bins of 3 distinct architectures
+    for b, a in enumerate(archs):  # one per bin, in FLOPs order
+        assert a['flops'] in pool[3 * b:3 * b + 3]
+    jobs = tool.job_list(archs, 'demo', 3, True)
+    assert len(jobs) == len(set(jobs)) == 16
+    first = jobs[0][2]
+    # seeds 0 and 1 of every architecture first, then the higher fidelity and seed 2
+    assert {j[1] for j in jobs[:8] if j[0] == 'demo'} == {0, 1} and len(jobs[:8]) == 8
+    assert jobs[:2] == [('demo', 0, first), ('demo', 1, first)]
+    assert jobs[8:10] == [('high', 0, first), ('demo', 2, first)]
+    path = str(tmp_path / 'results.jsonl')
+    tool.append_record(path, dict(fidelity='demo', seed=0, index=first, accuracy=0.5))
+    with open(path, 'a') as f:
+        f.write('{"fidelity": "demo", "seed": 1')  # cut by a kill: dropped, redone
+    assert tool.load_records(path) == [dict(fidelity='demo', seed=0, index=first,
+                                            accuracy=0.5)]
+    tool.append_record(path, dict(fidelity='demo', seed=1, index=first, accuracy=0.6))
+    assert [r['seed'] for r in tool.load_records(path)] == [0, 1]
+
+
+def test_report_on_a_partial_study():
+    """4 architectures: seeds 0 and 1 of all, the higher fidelity and seed 2 of 3; seed 1
+    swaps one neighbour pair of seed 0's ranking (tau 2/3), the higher fidelity reverses it."""
+    tool = _load_tool()
+    recs = []
+    s0, s1, s2, high = [.1, .2, .3, .4], [.1, .3, .2, .4], [.1, .2, .3, .4], [.9, .8, .7, .6]
+    for i in range(4):
+        recs += [dict(fidelity='demo', seed=0, index=i, accuracy=s0[i], cpu_seconds=2.),
+                 dict(fidelity='demo', seed=1, index=i, accuracy=s1[i], cpu_seconds=4.)]
+        if i < 3:
+            recs += [dict(fidelity='demo', seed=2, index=i, accuracy=s2[i], cpu_seconds=3.),
+                     dict(fidelity='high', seed=0, index=i, accuracy=high[i], cpu_seconds=9.)]
+    for r in recs:
+        r['options'] = {}
+    rep = tool.report([{}] * 4, recs, 'demo', 3, reps=50)
+    assert rep['complete'] == 3
+    assert rep['seed0_vs_high']['kendall_tau'] == pytest.approx(-1.)
+    assert rep['seconds_demo']['mean'] == pytest.approx(3.) and rep['seconds_high']['n'] == 3
+    sa = rep['seed_to_seed']
+    assert sa['pairs']['0-1'] == dict(n=4, tau=pytest.approx(2 / 3))
+    # over archs 0..2: seed 1 = (.1, .3, .2) against (.1, .2, .3): tau 1/3
+    assert sa['pairs']['0-2']['tau'] == pytest.approx(1.) and sa['pairs']['1-2']['n'] == 3
+    assert sa['pairs']['1-2']['tau'] == pytest.approx(1 / 3)
+    assert sa['tau'] == pytest.approx((2 / 3 + 1 + 1 / 3) / 3)
+    assert 'seed-to-seed tau' in tool.markdown(rep)
+
+
+def test_harness_runs_on_the_uninet_table(tmp_path):
+    """The shipped 40-architecture table loads in the harness's format and the harness runs
+    on it (its 25 tokens are the demo space's; absent sequences are failed candidates)."""
+    from uninet_mm.search.benchmark import run_benchmark
+    from uninet_mm.search.tabular import load_table
+    table = load_table(TABLE)
+    assert len(table) >= 5 and table.has_flops and table.num_choices == [5, 3, 5, 5, 5] * 5
+    for e in table.entries.values():
+        assert 0. < e.value <= 1. and (e.test is None or 0. < e.test <= 1.)
+    out = run_benchmark(table, [dict(type='random')], seeds=2, budgets=(5,), workers=1,
+                        batch_size=5, target=1e6)
+    assert len(out['budgets']['5']['random']['values']) == 2
+    with open(TABLE) as f:
+        assert json.loads(f.readline()) == dict(choices=[5, 3, 5, 5, 5] * 5)

@@ -1,0 +1,314 @@
+"""Does the search's proxy rank architectures as longer training does? (docs/search.md, "Does
+the proxy rank like longer training?"; uninet_mm/search/rank_agreement.py)
+
+    python tools/proxy_study.py --out work_dirs/proxy_study            # run (or resume) + report
+    python tools/proxy_study.py --out work_dirs/proxy_study --report-only \\
+        --table docs/bench/uninet_demo_40.jsonl                        # statistics + table
+
+1. ``--archs`` architectures of the demo space (``--config``, configs/search/mnist_demo.py),
+   stratified over FLOPs: ``--pool-per-bin`` x ``--archs`` random distinct architectures
+   (seed 0), sorted by FLOPs, cut into ``--archs`` bins of equal count, one drawn per bin.
+2. Each is trained by the config's evaluator (the demo proxy, through the same ProxyTrain
+   evaluator, Runner and registry as the search) under ``--seeds`` seeds, and once at the higher
+   fidelity (``--high-options``, merged into the evaluator; default 3 epochs on all 4,000
+   training digits, validated on all 1,000). ``--proxy-options`` / ``--proxy-name`` define
+   another proxy to study (e.g. ``train_subset=4000``).
+3. Every result is appended to ``OUT/results.jsonl`` (fsync'ed) as it finishes; a rerun skips
+   what is there, so a kill loses at most the candidate in training.
+4. The report (``OUT/report.json``, printed as markdown): Kendall tau-b and Spearman rho of the
+   proxy (seed 0, as a search sees it, and the mean of the seeds) against the higher fidelity,
+   with percentile bootstrap 95% intervals over architectures (2,000 resamples, seed 0), the
+   top-10% overlap, the seed-to-seed tau, seconds per candidate.
+5. ``--table FILE``: the architectures as a table of docs/search.md (JSON Lines: tokens,
+   ``value`` = the proxy's accuracy at seed 0, ``test`` = the higher fidelity's where it was
+   trained, ``flops``),
+   for ``tools/search_benchmark.py --table FILE``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import random
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_CONFIG = osp.join(REPO, 'configs', 'search', 'mnist_demo.py')
+HIGH_OPTIONS = ['epochs=3', 'train_subset=0', 'val_subset=0']
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--config', default=DEFAULT_CONFIG, help='search config (default: the demo)')
+    p.add_argument('--out', required=True, help='work folder (results.jsonl, report.json)')
+    p.add_argument('--archs', type=int, default=40, help='architectures (FLOPs strata)')
+    p.add_argument('--pool-per-bin', type=int, default=2,
+                   help='random architectures drawn per stratum before the stratified pick')
+    p.add_argument('--seeds', type=int, default=3, help='proxy seeds 0..N-1')
+    p.add_argument('--proxy-name', default='demo', help='label of the proxy in the records')
+    p.add_argument('--proxy-options', nargs='*', default=[], metavar='KEY=VALUE',
+                   help='merged into the config\'s evaluator for the proxy (default: as is)')
+    p.add_argument('--high-options', nargs='*', default=HIGH_OPTIONS, metavar='KEY=VALUE',
+                   help='the higher fidelity (default: %(default)s; a subset of 0 = all)')
+    p.add_argument('--no-high', action='store_true', help='train only the proxy')
+    p.add_argument('--limit', type=int, help='stop after this many new trainings')
+    p.add_argument('--only', help="train only this fidelity's jobs (the proxy's name or "
+                                  "'high'), in the study's order")
+    p.add_argument('--report-only', action='store_true', help='train nothing, report')
+    p.add_argument('--table', help='write the architectures as a JSON Lines table here')
+    p.add_argument('--bootstrap', type=int, default=2000, help='bootstrap resamples')
+    args = p.parse_args(argv)
+    if args.archs < 2 or args.seeds < 1 or args.pool_per_bin < 1:
+        p.error('--archs must be >= 2, --seeds and --pool-per-bin >= 1')
+    return args
+
+
+def parse_options(items, flag):
+    out = {}
+    for item in items:
+        if '=' not in item:
+            raise SystemExit(f'{flag}: expected KEY=VALUE, got {item!r}')
+        k, v = item.split('=', 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def stratified_archs(space, complexity, n, per_bin, seed=0):
+    """``n`` distinct architectures, one per FLOPs stratum of ``n * per_bin`` random ones."""
+    rng = random.Random(seed)
+    pool, seen = [], set()
+    for _ in range(100 * n * per_bin):
+        if len(pool) == n * per_bin:
+            break
+        tokens = space.sample(rng)
+        arch = space.decode(tokens)
+        key = space.arch_key(arch)
+        if key in seen:
+            continue
+        seen.add(key)
+        pool.append(dict(tokens=list(tokens), arch=arch, flops=float(complexity(arch)[0])))
+    if len(pool) < n * per_bin:
+        raise SystemExit(f'the space has fewer than {n * per_bin} distinct architectures')
+    pool.sort(key=lambda c: c['flops'])
+    return [pool[b * per_bin + rng.randrange(per_bin)] for b in range(n)]
+
+
+def load_records(path):
+    records = []
+    if osp.isfile(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a kill: redone
+                    pass
+    return records
+
+
+def append_record(path, rec):
+    """Append one line and fsync it; a line cut by a kill is closed first (so the new record
+    stays whole, and the cut one is dropped when read)."""
+    cut = False
+    if osp.isfile(path) and osp.getsize(path):
+        with open(path, 'rb') as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b'\n'
+    with open(path, 'a') as f:
+        f.write(('\n' if cut else '') + json.dumps(rec) + '\n')
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def job_list(archs, proxy, seeds, high):
+    """The trainings, cheapest information first, the architectures in a seeded random order
+    (a partial study is an unbiased sample of the strata): the proxy's seeds 0 and 1 of every
+    architecture (seed-to-seed agreement), then per architecture the higher fidelity and the
+    proxy's remaining seeds."""
+    order = list(range(len(archs)))
+    random.Random(1).shuffle(order)
+    jobs = [(proxy, s, i) for i in order for s in range(min(2, seeds))]
+    for i in order:
+        if high:
+            jobs.append(('high', 0, i))
+        jobs += [(proxy, s, i) for s in range(2, seeds)]
+    return jobs
+
+
+def report(archs, records, proxy, seeds, reps=2000):
+    from uninet_mm.search.rank_agreement import agreement
+    acc = {(r['fidelity'], r['seed'], r['index']): r for r in records}
+    done = [i for i in range(len(archs))
+            if ('high', 0, i) in acc and all((proxy, s, i) in acc for s in range(seeds))]
+    out = dict(proxy=proxy, seeds=seeds, archs=len(archs), complete=len(done),
+               seed_to_seed=seed_agreement(records, proxy, seeds))
+    for fid in (proxy, 'high'):
+        secs = [r['cpu_seconds'] for r in records if r['fidelity'] == fid and r.get('accuracy')
+                is not None]
+        if secs:
+            out[f'seconds_{fid}'] = dict(mean=sum(secs) / len(secs), min=min(secs),
+                                         max=max(secs), n=len(secs))
+            out[f'options_{fid}'] = next(r['options'] for r in records if r['fidelity'] == fid)
+    pair = [i for i in range(len(archs)) if ('high', 0, i) in acc and (proxy, 0, i) in acc]
+    if len(pair) < 3:
+        return out
+    high = [acc[('high', 0, i)]['accuracy'] for i in pair]
+    seed0 = [acc[(proxy, 0, i)]['accuracy'] for i in pair]
+    out['seed0_vs_high'] = agreement(seed0, high, reps=reps)  # a partial study included
+    if seeds > 1 and len(done) >= 3:
+        mean = [sum(acc[(proxy, s, i)]['accuracy'] for s in range(seeds)) / seeds
+                for i in done]
+        out['mean_vs_high'] = agreement(mean, [acc[('high', 0, i)]['accuracy'] for i in done],
+                                        reps=reps)
+    out['proxy_accuracy'] = [min(seed0), max(seed0)]
+    out['high_accuracy'] = [min(high), max(high)]
+    return out
+
+
+def seed_agreement(records, proxy, seeds):
+    """Seed-to-seed Kendall tau of the proxy: per pair of seeds over the architectures that
+    have both (a partial study included), their mean, and the mean per-architecture standard
+    deviation over the seeds each has."""
+    from uninet_mm.search.rank_agreement import kendall_tau
+    acc = {}
+    for r in records:
+        if r['fidelity'] == proxy:
+            acc.setdefault(r['index'], {})[r['seed']] = r['accuracy']
+    pairs = {}
+    for s in range(seeds):
+        for t in range(s + 1, seeds):
+            both = [i for i in sorted(acc) if s in acc[i] and t in acc[i]]
+            if len(both) >= 3:
+                pairs[f'{s}-{t}'] = dict(n=len(both), tau=kendall_tau(
+                    [acc[i][s] for i in both], [acc[i][t] for i in both]))
+    out = dict(pairs=pairs)
+    if pairs:
+        out['tau'] = sum(p['tau'] for p in pairs.values()) / len(pairs)
+    sds = [_sd(list(v.values())) for v in acc.values() if len(v) > 1]
+    if sds:
+        out['sd'], out['sd_n'] = sum(sds) / len(sds), len(sds)
+    return out
+
+
+def _sd(v):
+    m = sum(v) / len(v)
+    return (sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5
+
+
+def markdown(rep):
+    lines = [f'{rep["complete"]} of {rep["archs"]} architectures complete ({rep["proxy"]} '
+             f'proxy x {rep["seeds"]} seeds + the higher fidelity)']
+    for fid in (rep['proxy'], 'high'):
+        s = rep.get(f'seconds_{fid}')
+        if s:
+            opts = ' '.join(f'{k}={v}' for k, v in rep[f'options_{fid}'].items())
+            lines.append(f'- {fid} ({opts or "as configured"}): '
+                         f'{s["mean"]:.1f} CPU s per candidate ({s["min"]:.1f}-{s["max"]:.1f}, '
+                         f'{s["n"]} trainings)')
+    for key, what in (('seed0_vs_high', 'seed 0'),
+                      ('mean_vs_high', f'mean of {rep["seeds"]} seeds')):
+        a = rep.get(key)
+        if a:
+            lines.append(f'- {what} vs high: Kendall tau {a["kendall_tau"]:.3f} '
+                         f'[{a["kendall_tau_ci"][0]:.3f}, {a["kendall_tau_ci"][1]:.3f}], '
+                         f'Spearman rho {a["spearman_rho"]:.3f} [{a["spearman_rho_ci"][0]:.3f}, '
+                         f'{a["spearman_rho_ci"][1]:.3f}], top-10% overlap '
+                         f'{a["top_overlap"]:.2f} (n = {a["n"]})')
+    sa = rep['seed_to_seed']
+    if sa.get('pairs'):
+        pairs = ', '.join(f'{k}: {p["tau"]:.3f} (n = {p["n"]})' for k, p in sa['pairs'].items())
+        lines.append(f'- seed-to-seed tau of the proxy {sa["tau"]:.3f} (seed pairs {pairs}); '
+                     f'mean per-architecture sd of its accuracy over seeds {sa["sd"]:.4f} '
+                     f'({sa["sd_n"]} architectures)')
+    return '\n'.join(lines)
+
+
+def write_table(archs, records, proxy, path, choices):
+    """The architectures with the proxy's seed 0 as a table: ``value`` = that accuracy,
+    ``test`` = the higher fidelity's where it was trained (a partial study leaves it out)."""
+    acc = {(r['fidelity'], r['seed'], r['index']): r['accuracy'] for r in records}
+    n = 0
+    with open(path, 'w') as f:
+        f.write(json.dumps(dict(choices=choices)) + '\n')
+        for i, a in enumerate(archs):
+            if (proxy, 0, i) not in acc:
+                continue
+            line = dict(tokens=a['tokens'], value=acc[(proxy, 0, i)])
+            if ('high', 0, i) in acc:
+                line['test'] = acc[('high', 0, i)]
+            line['flops'] = a['flops']
+            f.write(json.dumps(line) + '\n')
+            n += 1
+    return n
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sys.path.insert(0, REPO)
+    from mmengine.config import Config
+
+    from uninet_mm.search import build_evaluator, build_search_space
+    from uninet_mm.search.runner import quiet_logger
+    cfg = Config.fromfile(args.config)
+    space = build_search_space(cfg.search_space.to_dict())
+    base_ev = cfg.evaluator.to_dict()
+    proxy_opts = parse_options(args.proxy_options, '--proxy-options')
+    high_opts = parse_options(args.high_options, '--high-options')
+    os.makedirs(args.out, exist_ok=True)
+    arch_path = osp.join(args.out, 'archs.json')
+    if osp.isfile(arch_path):
+        with open(arch_path) as f:
+            archs = json.load(f)
+    else:
+        probe = build_evaluator(dict(base_ev, type='ZeroCost')) if base_ev.get(
+            'type') == 'ProxyTrain' else build_evaluator(base_ev)
+        t0 = time.time()
+        archs = stratified_archs(space, probe.complexity, args.archs, args.pool_per_bin)
+        print(f'{len(archs)} architectures stratified over FLOPs '
+              f'({archs[0]["flops"] / 1e6:.2f}-{archs[-1]["flops"] / 1e6:.2f} M) in '
+              f'{time.time() - t0:.0f} s', flush=True)
+        with open(arch_path, 'w') as f:
+            json.dump(archs, f)
+    res_path = osp.join(args.out, 'results.jsonl')
+    records = load_records(res_path)
+    if not args.report_only:
+        have = {(r['fidelity'], r['seed'], r['index']) for r in records}
+        evaluators = {args.proxy_name: (build_evaluator(dict(base_ev, **proxy_opts)), proxy_opts),
+                      'high': (build_evaluator(dict(base_ev, **high_opts)), high_opts)}
+        todo = [j for j in job_list(archs, args.proxy_name, args.seeds, not args.no_high)
+                if j not in have and (args.only is None or j[0] == args.only)][:args.limit]
+        print(f'{len(todo)} trainings to do ({len(have)} done)', flush=True)
+        for k, (fid, seed, i) in enumerate(todo):
+            ev, opts = evaluators[fid]
+            t0, c0 = time.time(), time.process_time()
+            rec = dict(fidelity=fid, seed=seed, index=i, tokens=archs[i]['tokens'],
+                       flops=archs[i]['flops'], options=opts)
+            try:
+                with quiet_logger():
+                    r = ev(archs[i]['arch'], archs[i]['tokens'], seed=seed)
+                rec.update(accuracy=r['accuracy'], status='ok')
+            except Exception as e:  # a failed candidate is a result too (reported, not ranked)
+                rec.update(accuracy=None, status='failed', error=f'{type(e).__name__}: {e}')
+            rec['seconds'], rec['cpu_seconds'] = time.time() - t0, time.process_time() - c0
+            append_record(res_path, rec)
+            records.append(rec)
+            print(f'[{k + 1}/{len(todo)}] {fid} seed {seed} arch {i}: {rec["accuracy"]} '
+                  f'({rec["seconds"]:.1f} s)', flush=True)
+    ok = [r for r in records if r.get('status') == 'ok']
+    rep = report(archs, ok, args.proxy_name, args.seeds, reps=args.bootstrap)
+    rep['failed'] = len(records) - len(ok)
+    with open(osp.join(args.out, 'report.json'), 'w') as f:
+        json.dump(rep, f, indent=1)
+    print(markdown(rep), flush=True)
+    if args.table:
+        os.makedirs(osp.dirname(osp.abspath(args.table)), exist_ok=True)
+        n = write_table(archs, ok, args.proxy_name, args.table, space.num_choices)
+        print(f'table: {n} architectures -> {args.table}', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
