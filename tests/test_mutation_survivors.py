@@ -1,11 +1,18 @@
 """Tests written for the survivors of the sampled mutmut run (docs/mutation.md): the search's
 statistics and strategies against independent references (hand-computed cases, scipy, a naive
-enumeration of a small space, an uninterrupted twin for resuming)."""
+enumeration of a small space, an uninterrupted twin for resuming) and the checkpoint loader's
+numpy allowlist against a list of types written here."""
+import contextlib
 import copy
 import itertools
 import math
+import pickle
+import re
+import zipfile
 
+import numpy as np
 import pytest
+import torch
 from scipy.stats import wilcoxon
 
 from uninet_mm.search import PPOSearch, RandomSearch, RegularizedEvolution, build_strategy
@@ -133,3 +140,82 @@ def test_ppo_batch_has_no_repeats_within_or_across_calls():
     first, second = strategy.propose(3), strategy.propose(5)
     assert len(first) == 3 and len(second) == 5
     assert len({tuple(t) for t in first + second}) == 8
+
+
+# --- utils/safe_load.py (bounded run, preset safe_load): the numpy allowlist is built at import
+# time, before mutmut's forked test runs, so these tests build it again inside the test.
+
+#: the numpy types an MMEngine checkpoint may hold (written here, not read from safe_load)
+NUMPY_SCALARS = dict(
+    bool_=True, int8=-3, int16=300, int32=-70000, int64=2**40, uint8=200, uint16=60000,
+    uint32=2**31, uint64=2**63, float16=0.5, float32=1.25, float64=2.5, longdouble=3.5,
+    complex64=1 + 2j, complex128=3 - 4j, str_='abc', bytes_=b'xy',
+    datetime64='2026-12-02', timedelta64=3, void=b'\x01\x02')
+
+
+@contextlib.contextmanager
+def _only_numpy_allowlist():
+    """torch's safe globals = what ``_numpy_globals()`` returns now (restored afterwards)."""
+    from uninet_mm.utils import safe_load
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        torch.serialization.add_safe_globals(safe_load._numpy_globals())
+        yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+
+
+def _numpy_objects(name):
+    np_type = getattr(np, name)
+    value = NUMPY_SCALARS[name]
+    scalar = (np.datetime64(value) if name == 'datetime64' else
+              np.timedelta64(value, 's') if name == 'timedelta64' else np_type(value))
+    return dict(scalar=scalar, dtype=np.dtype(scalar.dtype), array=np.array([scalar, scalar]),
+                type=np_type)
+
+
+def _with_module_spelling(path, spelling):
+    """Rewrite the checkpoint so its pickle names numpy's multiarray as ``spelling`` (numpy 1.x
+    writes ``numpy.core.multiarray``, numpy 2.x may write ``numpy._core.multiarray``)."""
+    with zipfile.ZipFile(path) as z:
+        entries = [(n, z.read(n)) for n in z.namelist()]
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as z:
+        for n, data in entries:
+            if n.endswith('data.pkl'):
+                data = re.sub(rb'numpy\.(_?)core\.multiarray', spelling.encode(), data)
+            z.writestr(n, data)
+
+
+@pytest.mark.parametrize('spelling', ['numpy.core.multiarray', 'numpy._core.multiarray'])
+@pytest.mark.parametrize('name', sorted(NUMPY_SCALARS))
+def test_numpy_allowlist_loads_every_listed_type(name, spelling, tmp_path):
+    if not hasattr(np, name):
+        pytest.skip(f'numpy {np.__version__} has no {name}')
+    objects = _numpy_objects(name)
+    path = str(tmp_path / 'np.pth')
+    torch.save(objects, path)
+    _with_module_spelling(path, spelling)
+    with _only_numpy_allowlist():
+        loaded = torch.load(path, weights_only=True)
+    assert loaded['type'] is objects['type'] and loaded['dtype'] == objects['dtype']
+    assert type(loaded['scalar']) is type(objects['scalar'])
+    assert loaded['scalar'] == objects['scalar']
+    assert np.array_equal(loaded['array'], objects['array'])
+
+
+def test_numpy_allowlist_refuses_what_it_does_not_list(tmp_path):
+    path = str(tmp_path / 'np.pth')
+    torch.save({'f': np.float64(1.0), 'ufunc': np.add}, path)
+    with _only_numpy_allowlist(), pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+def test_whitespace_only_text_file_is_named_as_text(tmp_path):
+    from uninet_mm.utils.safe_load import CheckpointFileError, load_file
+    path = tmp_path / 'blank.pth'
+    path.write_text('   \n\n\t\n')
+    with pytest.raises(CheckpointFileError, match=r"is a text file, not a checkpoint \(it "
+                                                  r"starts with ''\)"):
+        load_file(str(path))
