@@ -45,7 +45,8 @@ PRESETS = dict(
              '-k', 'not loop_reward and not naswot']),
     converters=(['uninet_mm/converters/official.py'], ['tests/test_converter.py']),
     safe_load=(['uninet_mm/utils/safe_load.py'],
-               ['tests/test_foundation.py', 'tests/test_bad_inputs.py']),
+               ['tests/test_foundation.py', 'tests/test_bad_inputs.py',
+                'tests/test_mutation_survivors.py']),
 )
 MODULES, TESTS = PRESETS['search']
 
