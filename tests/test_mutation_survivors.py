@@ -219,3 +219,19 @@ def test_whitespace_only_text_file_is_named_as_text(tmp_path):
     with pytest.raises(CheckpointFileError, match=r"is a text file, not a checkpoint \(it "
                                                   r"starts with ''\)"):
         load_file(str(path))
+
+
+@pytest.mark.parametrize('legacy', [False, True])
+def test_refusal_names_every_refused_global(legacy, tmp_path):
+    """Two functions outside the allowlist are both named; a legacy (non-zip) checkpoint, which
+    torch cannot list the globals of, is named from the unpickler's message."""
+    import os
+
+    from uninet_mm.utils.safe_load import UnsafeCheckpointError, load_file
+    path = str(tmp_path / 'evil.pth')
+    objects = {'a': os.getcwd} if legacy else {'a': os.getcwd, 'b': os.getpid}
+    torch.save(objects, path, _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load_file(path)
+    names = 'posix.getcwd' if legacy else 'posix.getcwd, posix.getpid'
+    assert f'it contains {names}, which is not one of' in str(info.value)
