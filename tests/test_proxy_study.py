@@ -169,3 +169,12 @@ def test_harness_runs_on_the_uninet_table(tmp_path):
     assert len(out['budgets']['5']['random']['values']) == 2
     with open(TABLE) as f:
         assert json.loads(f.readline()) == dict(choices=[5, 3, 5, 5, 5] * 5)
+
+
+def test_part_option_is_checked():
+    study = _load_tool()
+    args = study.parse_args(['--out', 'x', '--part', '2/3'])
+    assert (args.part_k, args.part_m) == (2, 3)
+    for bad in ('0/2', '3/2', '2', 'a/b'):
+        with pytest.raises(SystemExit):
+            study.parse_args(['--out', 'x', '--part', bad])

@@ -53,6 +53,9 @@ def parse_args(argv=None):
                    help='the higher fidelity (default: %(default)s; a subset of 0 = all)')
     p.add_argument('--no-high', action='store_true', help='train only the proxy')
     p.add_argument('--limit', type=int, help='stop after this many new trainings')
+    p.add_argument('--part', default='1/1', metavar='K/M',
+                   help='train only every M-th missing job from the K-th (run M processes '
+                        'with K = 1..M on one OUT to use M cores; results append safely)')
     p.add_argument('--only', help="train only this fidelity's jobs (the proxy's name or "
                                   "'high'), in the study's order")
     p.add_argument('--report-only', action='store_true', help='train nothing, report')
@@ -61,6 +64,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.archs < 2 or args.seeds < 1 or args.pool_per_bin < 1:
         p.error('--archs must be >= 2, --seeds and --pool-per-bin >= 1')
+    k, _, m = args.part.partition('/')
+    if not (k.isdigit() and m.isdigit() and 1 <= int(k) <= int(m)):
+        p.error(f'--part must be K/M with 1 <= K <= M (e.g. 2/2), got {args.part!r}')
+    args.part_k, args.part_m = int(k), int(m)
     return args
 
 
@@ -279,7 +286,8 @@ def main(argv=None):
         evaluators = {args.proxy_name: (build_evaluator(dict(base_ev, **proxy_opts)), proxy_opts),
                       'high': (build_evaluator(dict(base_ev, **high_opts)), high_opts)}
         todo = [j for j in job_list(archs, args.proxy_name, args.seeds, not args.no_high)
-                if j not in have and (args.only is None or j[0] == args.only)][:args.limit]
+                if j not in have and (args.only is None or j[0] == args.only)]
+        todo = todo[args.part_k - 1::args.part_m][:args.limit]
         print(f'{len(todo)} trainings to do ({len(have)} done)', flush=True)
         for k, (fid, seed, i) in enumerate(todo):
             ev, opts = evaluators[fid]
