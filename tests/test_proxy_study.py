@@ -15,6 +15,7 @@ from uninet_mm.search.rank_agreement import (
     spearman_rho,
     top_overlap,
 )
+from uninet_mm.search.results import ResultsFile
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TABLE = osp.join(REPO, 'docs', 'bench', 'uninet_demo_40.jsonl')
@@ -118,14 +119,16 @@ def test_stratified_archs_take_one_per_flops_bin_and_results_resume(tmp_path):
     assert {j[1] for j in jobs[:8] if j[0] == 'demo'} == {0, 1} and len(jobs[:8]) == 8
     assert jobs[:2] == [('demo', 0, first), ('demo', 1, first)]
     assert jobs[8:10] == [('high', 0, first), ('demo', 2, first)]
+    # the study's records file is the search's results file (search/results.py)
     path = str(tmp_path / 'results.jsonl')
-    tool.append_record(path, dict(fidelity='demo', seed=0, index=first, accuracy=0.5))
+    results = ResultsFile(path)
+    results.append(dict(fidelity='demo', seed=0, index=first, accuracy=0.5))
     with open(path, 'a') as f:
         f.write('{"fidelity": "demo", "seed": 1')  # cut by a kill: dropped, redone
-    assert tool.load_records(path) == [dict(fidelity='demo', seed=0, index=first,
-                                            accuracy=0.5)]
-    tool.append_record(path, dict(fidelity='demo', seed=1, index=first, accuracy=0.6))
-    assert [r['seed'] for r in tool.load_records(path)] == [0, 1]
+    with pytest.warns(UserWarning, match='incomplete last line'):
+        assert results.load() == [dict(fidelity='demo', seed=0, index=first, accuracy=0.5)]
+    results.append(dict(fidelity='demo', seed=1, index=first, accuracy=0.6))
+    assert [r['seed'] for r in results.load()] == [0, 1]
 
 
 def test_report_on_a_partial_study():

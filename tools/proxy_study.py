@@ -29,6 +29,7 @@ import json
 import os
 import os.path as osp
 import random
+import statistics
 import sys
 import time
 
@@ -104,32 +105,6 @@ def stratified_archs(space, complexity, n, per_bin, seed=0):
     return [pool[b * per_bin + rng.randrange(per_bin)] for b in range(n)]
 
 
-def load_records(path):
-    records = []
-    if osp.isfile(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut by a kill: redone
-                    pass
-    return records
-
-
-def append_record(path, rec):
-    """Append one line and fsync it; a line cut by a kill is closed first (so the new record
-    stays whole, and the cut one is dropped when read)."""
-    cut = False
-    if osp.isfile(path) and osp.getsize(path):
-        with open(path, 'rb') as f:
-            f.seek(-1, os.SEEK_END)
-            cut = f.read(1) != b'\n'
-    with open(path, 'a') as f:
-        f.write(('\n' if cut else '') + json.dumps(rec) + '\n')
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def job_list(archs, proxy, seeds, high):
     """The trainings, cheapest information first, the architectures in a seeded random order
     (a partial study is an unbiased sample of the strata): the proxy's seeds 0 and 1 of every
@@ -194,15 +169,10 @@ def seed_agreement(records, proxy, seeds):
     out = dict(pairs=pairs)
     if pairs:
         out['tau'] = sum(p['tau'] for p in pairs.values()) / len(pairs)
-    sds = [_sd(list(v.values())) for v in acc.values() if len(v) > 1]
+    sds = [statistics.stdev(v.values()) for v in acc.values() if len(v) > 1]
     if sds:
         out['sd'], out['sd_n'] = sum(sds) / len(sds), len(sds)
     return out
-
-
-def _sd(v):
-    m = sum(v) / len(v)
-    return (sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5
 
 
 def markdown(rep):
@@ -258,6 +228,7 @@ def main(argv=None):
     from mmengine.config import Config
 
     from uninet_mm.search import build_evaluator, build_search_space
+    from uninet_mm.search.results import ResultsFile
     from uninet_mm.search.runner import quiet_logger
     cfg = Config.fromfile(args.config)
     space = build_search_space(cfg.search_space.to_dict())
@@ -279,8 +250,8 @@ def main(argv=None):
               f'{time.time() - t0:.0f} s', flush=True)
         with open(arch_path, 'w') as f:
             json.dump(archs, f)
-    res_path = osp.join(args.out, 'results.jsonl')
-    records = load_records(res_path)
+    results = ResultsFile(osp.join(args.out, 'results.jsonl'))
+    records = results.load()
     if not args.report_only:
         have = {(r['fidelity'], r['seed'], r['index']) for r in records}
         evaluators = {args.proxy_name: (build_evaluator(dict(base_ev, **proxy_opts)), proxy_opts),
@@ -301,10 +272,10 @@ def main(argv=None):
             except Exception as e:  # a failed candidate is a result too (reported, not ranked)
                 rec.update(accuracy=None, status='failed', error=f'{type(e).__name__}: {e}')
             rec['seconds'], rec['cpu_seconds'] = time.time() - t0, time.process_time() - c0
-            append_record(res_path, rec)
-            records.append(rec)
+            results.append(rec)
             print(f'[{k + 1}/{len(todo)}] {fid} seed {seed} arch {i}: {rec["accuracy"]} '
                   f'({rec["seconds"]:.1f} s)', flush=True)
+        records = results.load()  # with what other --part processes appended meanwhile
     ok = [r for r in records if r.get('status') == 'ok']
     rep = report(archs, ok, args.proxy_name, args.seeds, reps=args.bootstrap)
     rep['failed'] = len(records) - len(ok)
