@@ -67,11 +67,8 @@ def run_one(config, args):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(config)  # imports the config's custom_imports
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    if cfg.get('custom_imports'):
-        from mmengine.utils import import_modules_from_strings
-        import_modules_from_strings(**cfg.custom_imports)
     cfg.model.backbone.init_cfg = None  # no weights read: the step costs the same
     model = MODELS.build(cfg.model).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
