@@ -11,7 +11,8 @@ from uninet_mm.apis import load_tool
 from uninet_mm.utils import malloc
 
 # a training-like loop over 64 MB maps (above glibc's largest dynamic mmap threshold, 32 MB):
-# page faults per iteration, once the heap has settled (glibc's tcache fills in ~8 iterations)
+# page faults summed over the last 10 of 20 iterations, once the heap has settled (glibc's
+# tcache fills in ~8), and the RSS growth over them
 _FAULTS = r'''
 import resource, sys, torch
 if sys.argv[1] == 'mallopt':
@@ -19,14 +20,14 @@ if sys.argv[1] == 'mallopt':
     assert keep_freed_memory()
 x = torch.ones(16 << 20)
 faults, rss_mb = [], []
-for _ in range(14):
+for _ in range(20):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     y = (x * 2).relu_()
     z = y + x
     del y, z
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     rss_mb.append(int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20)
-print(max(faults[-4:]), rss_mb[-1] - rss_mb[-5])
+print(sum(faults[-10:]), rss_mb[-1] - rss_mb[-11])
 '''
 
 
@@ -42,13 +43,15 @@ def _settled_faults_and_rss(mode):
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc only')
 def test_mallopt_at_start_equals_glibc_tunables():
-    pages = (64 << 20) // os.sysconf('SC_PAGE_SIZE')
+    pages = (64 << 20) // os.sysconf('SC_PAGE_SIZE')   # one 64 MB map
     faults, _ = _settled_faults_and_rss('default')
-    assert faults >= pages          # glibc unmaps each freed map: faulted in again every time
+    assert faults >= 10 * pages     # glibc unmaps each freed map: faulted in again every time
     for mode in ('mallopt', 'env'):
+        # kept: the maps are served from the heap again; a rare step may still grow the heap
+        # by one map (its layout depends on what the imports left), not every step
         faults, growth_mb = _settled_faults_and_rss(mode)
-        assert faults < pages // 20, mode
-        assert growth_mb < 16, mode   # the kept heap has settled: no growth over the last steps
+        assert faults < 2 * pages, mode
+        assert growth_mb < 2 * 64 + 16, mode   # settled: at most a map's growth now and then
 
 
 def test_apply_malloc_choices(monkeypatch):

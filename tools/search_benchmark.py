@@ -10,6 +10,8 @@ architectures; one-sided paired Wilcoxon p-values "a>b"; A12), anytime.png, curv
 several tables one sub-folder each and summary.md with all of them.
 """
 import argparse
+import json
+import math
 import os
 import os.path as osp
 import sys
@@ -37,6 +39,16 @@ def parse_args(argv=None):
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='override config keys, e.g. strategies.0.lr=0.02')
+    h = p.add_argument_group('headroom (uninet_mm/search/headroom.py): instead of running the '
+                             'strategies, model a strategy k times as sample-efficient as '
+                             'random search (random search with k x the budget): its mean '
+                             'pick and its power against random search; with a summary.json '
+                             'of an earlier run in --out, each strategy\'s effective k')
+    h.add_argument('--headroom', action='store_true', help='run the headroom model')
+    h.add_argument('--factors', default='1,2,4,8,16,32,inf', help='k values (inf: every '
+                                                                 'sequence evaluated)')
+    h.add_argument('--studies', type=int, default=200,
+                   help='simulated studies of --seeds paired seeds per k (power)')
     args = p.parse_args(argv)
     try:
         args.budgets = sorted({int(b) for b in args.budgets.split(',') if b.strip()})
@@ -48,6 +60,14 @@ def parse_args(argv=None):
         p.error('--seeds must be >= 1')
     if args.noise < 0:
         p.error('--noise must be >= 0')
+    try:
+        args.factors = [float(k) for k in args.factors.split(',') if k.strip()]
+    except ValueError:
+        p.error(f'--factors must be comma-separated numbers or inf, got {args.factors!r}')
+    if not any(math.isfinite(k) for k in args.factors) or min(args.factors) < 1:
+        p.error('--factors must be >= 1, at least one of them finite')
+    if args.studies < 1:
+        p.error('--studies must be >= 1')
     return args
 
 
@@ -82,8 +102,60 @@ def tables(args):
         yield n, lambda n=n: load_nasbench_graph(n)
 
 
+def fmt_k(k):
+    return 'inf' if math.isinf(k) else f'{k:g}'
+
+
+def run_headroom(args):
+    """``--headroom``: DIR/headroom.json and a markdown table per --out (one row per table and
+    budget: random search's mean pick, then per k the mean pick and the power)."""
+    from uninet_mm.search.headroom import effective_factor, headroom
+    todo = list(tables(args))
+    header = ['| dataset | budget | random | ' + ' | '.join(
+        f'k={fmt_k(k)} mean (power)' for k in args.factors) + ' | effective k |',
+        '| --- ' * (len(args.factors) + 4) + '|']
+    rows = []
+    for name, load in todo:
+        result = headroom(load(), args.budgets, args.factors, seeds=args.seeds,
+                          noise=args.noise, studies=args.studies)
+        out = args.out if len(todo) == 1 else osp.join(args.out, name)
+        os.makedirs(out, exist_ok=True)
+        observed = {}
+        if osp.isfile(osp.join(out, 'summary.json')):
+            with open(osp.join(out, 'summary.json')) as f:
+                observed = json.load(f).get('budgets', {})
+        for b in args.budgets:
+            res = result[b]
+            eff = {s: effective_factor(res, r['mean'])
+                   for s, r in observed.get(str(b), {}).items()}
+            res['effective_factor'] = eff
+            cells = ' | '.join(f'{r["mean"]:.4f} ({r["power"]:.2f})'
+                               for r in res['factors'].values())
+            top = max(k for k in args.factors if math.isfinite(k))
+            effs = ', '.join(f'{s} ' + ('<1' if k is None else f'>{top:g}' if math.isinf(k)
+                                         else f'{k:.1f}') for s, k in eff.items())
+            rows.append(f'| {name} | {b} | {res["random"]:.4f} | {cells} | {effs or "-"} |')
+        with open(osp.join(out, 'headroom.json'), 'w') as f:
+            json.dump({str(b): dict(random=r['random'],
+                                    effective_factor={s: k if k is None or math.isfinite(k)
+                                                      else 'inf'
+                                                      for s, k in r['effective_factor'].items()},
+                                    factors={fmt_k(k): v for k, v in r['factors'].items()})
+                       for b, r in result.items()}, f, indent=1)
+        print('\n'.join(header + rows[-len(args.budgets):]), flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'headroom.md'), 'w') as f:
+        f.write(f'# tools/search_benchmark.py --headroom: {args.seeds} seeds x {args.studies} '
+                f'studies, noise {args.noise:g}; power: one-sided paired Wilcoxon p < 0.01\n\n'
+                + '\n'.join(header + rows) + '\n')
+    print(f'headroom: {osp.join(args.out, "headroom.md")}')
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.headroom:
+        return run_headroom(args)
     from uninet_mm.search.benchmark import (
         markdown_header,
         markdown_rows,
