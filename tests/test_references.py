@@ -157,10 +157,11 @@ def test_window_partition_contents_and_reverse():
 
 
 # ---------------------------------------------------------------------------------------- LSA
-def test_lsa_gop_matches_naive_masked_window_attention():
-    """LSA on a 6x7 map with 4x4 windows (padding on both sides): each window's real tokens
+@pytest.mark.parametrize('H,W', [(6, 7), (8, 7), (6, 8)])   # padded: both sides, W, H only
+def test_lsa_gop_matches_naive_masked_window_attention(H, W):
+    """LSA on a map with 4x4 windows, padded in both or one direction: each window's real tokens
     attend to the real tokens of the same window only (Eq. 2 per window)."""
-    C, H, W, w = 16, 6, 7, 4
+    C, w = 16, 4
     gop = randomize(build_gop(dict(type='LSA', in_channels=C, out_channels=C, expansion=2,
                                    head_dim=8, window_size=w)).double())
     mix = gop.mixer
@@ -257,6 +258,25 @@ def test_conv_gop_matches_naive(kind, c_in, c_out):
     short = x if c_in == c_out else conv2d(max_pool3x3(x, 1), gop.shortcut.proj)
     with torch.no_grad():
         torch.testing.assert_close(gop(x), short + h, **TOL)
+
+
+@pytest.mark.parametrize('value,divisor,expected', [
+    (100, 8, 104),   # 12.5 multiples: halves round up
+    (20, 8, 24), (17, 8, 16), (60, 16, 64),
+    (3, 8, 8),       # at least one divisor
+    (11, 8, 16),     # 8 would lose 27% (> 10%): one divisor more
+])
+def test_make_divisible_by_hand(value, divisor, expected):
+    from uninet_mm.models.layers import make_divisible
+    assert make_divisible(value, divisor) == expected
+
+
+@pytest.mark.parametrize('dsm', ['L', 'LG', 'G'])
+def test_dsm_keeps_its_init_cfg(dsm):
+    init_cfg = dict(type='Constant', layer='Conv2d', val=0.5)
+    m = build_dsm(dict(type=dsm, in_channels=8, out_channels=16, head_dim=8,
+                       init_cfg=init_cfg))
+    assert m.init_cfg == init_cfg
 
 
 def test_se_gate_by_hand():
