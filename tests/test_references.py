@@ -165,7 +165,7 @@ def test_lsa_gop_matches_naive_masked_window_attention(H, W):
     gop = randomize(build_gop(dict(type='LSA', in_channels=C, out_channels=C, expansion=2,
                                    head_dim=8, window_size=w)).double())
     mix = gop.mixer
-    heads = mix.num_heads
+    heads = C // 8      # 16 channels, head_dim 8
 
     def lsa(t, H, W):
         out = torch.zeros_like(t)
@@ -182,9 +182,10 @@ def test_lsa_gop_matches_naive_masked_window_attention(H, W):
         torch.testing.assert_close(gop(x), token_block(gop, x, lsa), **TOL)
 
 
-def test_sa_gop_matches_naive_global_attention():
+@pytest.mark.parametrize('c_in', [16, 8])   # 8: a 1x1 convolution to the width first
+def test_sa_gop_matches_naive_global_attention(c_in):
     C, H, W = 16, 3, 5
-    gop = randomize(build_gop(dict(type='SA', in_channels=C, out_channels=C, expansion=2,
+    gop = randomize(build_gop(dict(type='SA', in_channels=c_in, out_channels=C, expansion=2,
                                    head_dim=8)).double())
     mix = gop.mixer
 
@@ -192,13 +193,14 @@ def test_sa_gop_matches_naive_global_attention():
         out = []
         for b in range(t.shape[0]):
             qkv = linear(t[b], mix.qkv)
-            out.append(linear(attention(qkv[:, :C], qkv[:, C:2 * C], qkv[:, 2 * C:], mix.num_heads),
+            out.append(linear(attention(qkv[:, :C], qkv[:, C:2 * C], qkv[:, 2 * C:], C // 8),
                               mix.proj))
         return torch.stack(out)
 
-    x = torch.randn(2, C, H, W, dtype=DT, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(2, c_in, H, W, dtype=DT, generator=torch.Generator().manual_seed(2))
+    t = x if c_in == C else conv2d(x, gop.in_proj)
     with torch.no_grad():
-        torch.testing.assert_close(gop(x), token_block(gop, x, sa), **TOL)
+        torch.testing.assert_close(gop(x), token_block(gop, t, sa), **TOL)
 
 
 # ---------------------------------------------------------------------------------------- MLP
@@ -258,6 +260,55 @@ def test_conv_gop_matches_naive(kind, c_in, c_out):
     short = x if c_in == c_out else conv2d(max_pool3x3(x, 1), gop.shortcut.proj)
     with torch.no_grad():
         torch.testing.assert_close(gop(x), short + h, **TOL)
+
+
+@pytest.mark.parametrize('width,head_dim,heads', [
+    (16, 8, 2), (64, 32, 2), (96, 32, 3),
+    (24, 16, 2),    # 1 and 2 heads equally far (|16 - 24| = |32 - 24|): the larger wins
+    (80, 32, 2),    # the divisor h of 80 with h * 32 closest to 80
+])
+def test_attention_heads_by_hand(width, head_dim, heads):
+    from uninet_mm.models.layers import attention_heads
+    assert attention_heads(width, head_dim) == heads
+
+
+def test_default_head_dim_and_divisor_are_the_papers():
+    """Head dimension 32 when none is given (LG/G-DSM, SA/LSA GOPs), multiples of 8."""
+    from uninet_mm.models.layers import make_divisible
+    assert make_divisible(100) == 104
+    assert build_dsm(dict(type='LG', in_channels=32, out_channels=64)).num_heads == 2
+    gop = build_gop(dict(type='SA', in_channels=64, out_channels=64, expansion=2))
+    assert gop.mixer.num_heads == 2
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='DWConv', in_channels=8, out_channels=16, expansion=3),
+    dict(type='Conv', in_channels=8, out_channels=8, expansion=2),
+])
+def test_conv_gop_bn_folding_equals_the_unfolded_block(cfg):
+    """``fuse_conv_bn`` (the inference form) against the same block with its BatchNorms."""
+    import copy
+    gop = randomize(build_gop(cfg).double()).eval()
+    fused = copy.deepcopy(gop)
+    fused.fuse_conv_bn()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.randn(2, cfg['in_channels'], 7, 9, dtype=DT,
+                    generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), gop(x), **TOL)
+
+
+@pytest.mark.parametrize('kind', ['L', 'LG'])   # the local branch, the query maker
+def test_dsm_bn_folding_equals_the_unfolded_module(kind):
+    import copy
+    dsm = randomize(build_dsm(dict(type=kind, in_channels=8, out_channels=16,
+                                   head_dim=8)).double()).eval()
+    fused = copy.deepcopy(dsm)
+    fused.fuse_conv_bn()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.randn(2, 8, 7, 6, dtype=DT, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), dsm(x), **TOL)
 
 
 @pytest.mark.parametrize('value,divisor,expected', [
@@ -369,14 +420,15 @@ def test_g_dsm_query_placement_pads_at_the_back():
         torch.testing.assert_close(dsm(x), attention_dsm(dsm, x, queries, (Hq, Wq)), **TOL)
 
 
-def test_l_dsm_matches_naive():
-    c_in, c_out, H, W, s = 8, 12, 7, 6, 2
+@pytest.mark.parametrize('s', [2, 1])   # stride 1 (the demo's stage 5): no pooled shortcut
+def test_l_dsm_matches_naive(s):
+    c_in, c_out, H, W = 8, 12, 7, 6
     dsm = randomize(build_dsm(dict(type='L', in_channels=c_in, out_channels=c_out, stride=s,
                                    head_dim=8)).double())
     x = torch.randn(2, c_in, H, W, dtype=DT, generator=torch.Generator().manual_seed(7))
     loc = dsm.local
     ref = conv2d(batch_norm(conv2d(x, loc.dw_conv), loc.norm), loc.pw_conv)
-    ref = ref + conv2d(max_pool3x3(x, s), dsm.shortcut.proj)
+    ref = ref + conv2d(max_pool3x3(x, s) if s > 1 else x, dsm.shortcut.proj)
     with torch.no_grad():
         torch.testing.assert_close(dsm(x), ref, **TOL)
 
