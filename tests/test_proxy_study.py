@@ -181,3 +181,32 @@ def test_part_option_is_checked():
     for bad in ('0/2', '3/2', '2', 'a/b'):
         with pytest.raises(SystemExit):
             study.parse_args(['--out', 'x', '--part', bad])
+
+
+def test_high_seeds_add_jobs_and_the_reference_seed_to_seed_tau():
+    """--high-seeds 2: every architecture's second reference seed comes after all else; the
+    report gives the reference's own seed-to-seed tau and the proxy against its seed mean."""
+    tool = _load_tool()
+    jobs = tool.job_list([{}] * 4, 'p', 2, True, high_seeds=2)
+    assert len(jobs) == len(set(jobs)) == 16
+    assert {j for j in jobs[12:]} == {('high', 1, i) for i in range(4)}
+    assert not any(j[0] == 'high' and j[1] == 1 for j in jobs[:12])
+    assert len(tool.job_list([{}] * 4, 'p', 2, True)) == 12  # one reference seed by default
+    # reference seeds: h0 = (.1 .2 .3 .4), h1 = (.2 .1 .3 .4) -> tau 2/3 between them; their
+    # mean (.15 .15 .3 .4) against the proxy (.1 .2 .3 .4): tau-b 5 / sqrt(6 * 5)
+    p, h0, h1 = [.1, .2, .3, .4], [.1, .2, .3, .4], [.2, .1, .3, .4]
+    recs = []
+    for i in range(4):
+        recs += [dict(fidelity='p', seed=0, index=i, accuracy=p[i], cpu_seconds=1.),
+                 dict(fidelity='high', seed=0, index=i, accuracy=h0[i], cpu_seconds=5.),
+                 dict(fidelity='high', seed=1, index=i, accuracy=h1[i], cpu_seconds=5.)]
+    for r in recs:
+        r['options'] = {}
+    rep = tool.report([{}] * 4, recs, 'p', 1, reps=50, high_seeds=2)
+    assert rep['high_seed_to_seed']['pairs']['0-1'] == dict(n=4, tau=pytest.approx(2 / 3))
+    assert rep['seed0_vs_high']['kendall_tau'] == pytest.approx(1.)
+    assert rep['seed0_vs_high_mean']['kendall_tau'] == pytest.approx(5 / 30 ** 0.5)
+    text = tool.markdown(rep)
+    assert 'seed-to-seed tau of the higher fidelity 0.667' in text and 'mean of 2 high' in text
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--out', 'x', '--high-seeds', '0'])

@@ -12,13 +12,15 @@ the proxy rank like longer training?"; uninet_mm/search/rank_agreement.py)
    evaluator, Runner and registry as the search) under ``--seeds`` seeds, and once at the higher
    fidelity (``--high-options``, merged into the evaluator; default 3 epochs on all 4,000
    training digits, validated on all 1,000). ``--proxy-options`` / ``--proxy-name`` define
-   another proxy to study (e.g. ``train_subset=4000``).
+   another proxy to study (e.g. ``train_subset=4000``; ``base_config=`` another task);
+   ``--high-seeds N`` trains the higher fidelity under seeds 0..N-1 (after everything else).
 3. Every result is appended to ``OUT/results.jsonl`` (fsync'ed) as it finishes; a rerun skips
    what is there, so a kill loses at most the candidate in training.
 4. The report (``OUT/report.json``, printed as markdown): Kendall tau-b and Spearman rho of the
    proxy (seed 0, as a search sees it, and the mean of the seeds) against the higher fidelity,
    with percentile bootstrap 95% intervals over architectures (2,000 resamples, seed 0), the
-   top-10% overlap, the seed-to-seed tau, seconds per candidate.
+   top-10% overlap, the seed-to-seed tau, seconds per candidate; with ``--high-seeds`` > 1
+   also the higher fidelity's own seed-to-seed tau and seed 0 against the mean of its seeds.
 5. ``--table FILE``: the architectures as a table of docs/search.md (JSON Lines: tokens,
    ``value`` = the proxy's accuracy at seed 0, ``test`` = the higher fidelity's where it was
    trained, ``flops``),
@@ -52,6 +54,9 @@ def parse_args(argv=None):
                    help='merged into the config\'s evaluator for the proxy (default: as is)')
     p.add_argument('--high-options', nargs='*', default=HIGH_OPTIONS, metavar='KEY=VALUE',
                    help='the higher fidelity (default: %(default)s; a subset of 0 = all)')
+    p.add_argument('--high-seeds', type=int, default=1,
+                   help='seeds 0..N-1 of the higher fidelity (N > 1: its own seed-to-seed tau '
+                        'and the proxy against the mean of its seeds)')
     p.add_argument('--no-high', action='store_true', help='train only the proxy')
     p.add_argument('--limit', type=int, help='stop after this many new trainings')
     p.add_argument('--part', default='1/1', metavar='K/M',
@@ -63,8 +68,8 @@ def parse_args(argv=None):
     p.add_argument('--table', help='write the architectures as a JSON Lines table here')
     p.add_argument('--bootstrap', type=int, default=2000, help='bootstrap resamples')
     args = p.parse_args(argv)
-    if args.archs < 2 or args.seeds < 1 or args.pool_per_bin < 1:
-        p.error('--archs must be >= 2, --seeds and --pool-per-bin >= 1')
+    if args.archs < 2 or args.seeds < 1 or args.pool_per_bin < 1 or args.high_seeds < 1:
+        p.error('--archs must be >= 2, --seeds, --high-seeds and --pool-per-bin >= 1')
     k, _, m = args.part.partition('/')
     if not (k.isdigit() and m.isdigit() and 1 <= int(k) <= int(m)):
         p.error(f'--part must be K/M with 1 <= K <= M (e.g. 2/2), got {args.part!r}')
@@ -105,11 +110,11 @@ def stratified_archs(space, complexity, n, per_bin, seed=0):
     return [pool[b * per_bin + rng.randrange(per_bin)] for b in range(n)]
 
 
-def job_list(archs, proxy, seeds, high):
+def job_list(archs, proxy, seeds, high, high_seeds=1):
     """The trainings, cheapest information first, the architectures in a seeded random order
     (a partial study is an unbiased sample of the strata): the proxy's seeds 0 and 1 of every
-    architecture (seed-to-seed agreement), then per architecture the higher fidelity and the
-    proxy's remaining seeds."""
+    architecture (seed-to-seed agreement), then per architecture the higher fidelity (seed 0)
+    and the proxy's remaining seeds, then the higher fidelity's further seeds."""
     order = list(range(len(archs)))
     random.Random(1).shuffle(order)
     jobs = [(proxy, s, i) for i in order for s in range(min(2, seeds))]
@@ -117,16 +122,21 @@ def job_list(archs, proxy, seeds, high):
         if high:
             jobs.append(('high', 0, i))
         jobs += [(proxy, s, i) for s in range(2, seeds)]
+    if high:
+        jobs += [('high', s, i) for s in range(1, high_seeds) for i in order]
     return jobs
 
 
-def report(archs, records, proxy, seeds, reps=2000):
+def report(archs, records, proxy, seeds, reps=2000, high_seeds=1):
     from uninet_mm.search.rank_agreement import agreement
     acc = {(r['fidelity'], r['seed'], r['index']): r for r in records}
     done = [i for i in range(len(archs))
             if ('high', 0, i) in acc and all((proxy, s, i) in acc for s in range(seeds))]
     out = dict(proxy=proxy, seeds=seeds, archs=len(archs), complete=len(done),
                seed_to_seed=seed_agreement(records, proxy, seeds))
+    if high_seeds > 1:
+        out['high_seeds'] = high_seeds
+        out['high_seed_to_seed'] = seed_agreement(records, 'high', high_seeds)
     for fid in (proxy, 'high'):
         secs = [r['cpu_seconds'] for r in records if r['fidelity'] == fid and r.get('accuracy')
                 is not None]
@@ -145,6 +155,12 @@ def report(archs, records, proxy, seeds, reps=2000):
                 for i in done]
         out['mean_vs_high'] = agreement(mean, [acc[('high', 0, i)]['accuracy'] for i in done],
                                         reps=reps)
+    both = [i for i in pair if all(('high', s, i) in acc for s in range(high_seeds))]
+    if high_seeds > 1 and len(both) >= 3:  # against the mean of the reference's seeds
+        out['seed0_vs_high_mean'] = agreement(
+            [acc[(proxy, 0, i)]['accuracy'] for i in both],
+            [sum(acc[('high', s, i)]['accuracy'] for s in range(high_seeds)) / high_seeds
+             for i in both], reps=reps)
     out['proxy_accuracy'] = [min(seed0), max(seed0)]
     out['high_accuracy'] = [min(high), max(high)]
     return out
@@ -185,11 +201,13 @@ def markdown(rep):
             lines.append(f'- {fid} ({opts or "as configured"}): '
                          f'{s["mean"]:.1f} CPU s per candidate ({s["min"]:.1f}-{s["max"]:.1f}, '
                          f'{s["n"]} trainings)')
-    for key, what in (('seed0_vs_high', 'seed 0'),
-                      ('mean_vs_high', f'mean of {rep["seeds"]} seeds')):
+    for key, what in (('seed0_vs_high', 'seed 0 vs high'),
+                      ('mean_vs_high', f'mean of {rep["seeds"]} seeds vs high'),
+                      ('seed0_vs_high_mean', f'seed 0 vs the mean of {rep.get("high_seeds")} '
+                                             f'high seeds')):
         a = rep.get(key)
         if a:
-            lines.append(f'- {what} vs high: Kendall tau {a["kendall_tau"]:.3f} '
+            lines.append(f'- {what}: Kendall tau {a["kendall_tau"]:.3f} '
                          f'[{a["kendall_tau_ci"][0]:.3f}, {a["kendall_tau_ci"][1]:.3f}], '
                          f'Spearman rho {a["spearman_rho"]:.3f} [{a["spearman_rho_ci"][0]:.3f}, '
                          f'{a["spearman_rho_ci"][1]:.3f}], top-10% overlap '
@@ -200,6 +218,15 @@ def markdown(rep):
         lines.append(f'- seed-to-seed tau of the proxy {sa["tau"]:.3f} (seed pairs {pairs}); '
                      f'mean per-architecture sd of its accuracy over seeds {sa["sd"]:.4f} '
                      f'({sa["sd_n"]} architectures)')
+    ha = rep.get('high_seed_to_seed', {})
+    if ha.get('pairs'):
+        pairs = ', '.join(f'{k}: {p["tau"]:.3f} (n = {p["n"]})' for k, p in ha['pairs'].items())
+        lines.append(f'- seed-to-seed tau of the higher fidelity {ha["tau"]:.3f} ({pairs}); '
+                     f'mean per-architecture sd {ha["sd"]:.4f} ({ha["sd_n"]} architectures)')
+    if rep.get('high_accuracy'):
+        lines.append(f'- accuracy ranges: proxy {rep["proxy_accuracy"][0]:.3f}-'
+                     f'{rep["proxy_accuracy"][1]:.3f}, high {rep["high_accuracy"][0]:.3f}-'
+                     f'{rep["high_accuracy"][1]:.3f}')
     return '\n'.join(lines)
 
 
@@ -256,7 +283,8 @@ def main(argv=None):
         have = {(r['fidelity'], r['seed'], r['index']) for r in records}
         evaluators = {args.proxy_name: (build_evaluator(dict(base_ev, **proxy_opts)), proxy_opts),
                       'high': (build_evaluator(dict(base_ev, **high_opts)), high_opts)}
-        todo = [j for j in job_list(archs, args.proxy_name, args.seeds, not args.no_high)
+        todo = [j for j in job_list(archs, args.proxy_name, args.seeds, not args.no_high,
+                                    args.high_seeds)
                 if j not in have and (args.only is None or j[0] == args.only)]
         todo = todo[args.part_k - 1::args.part_m][:args.limit]
         print(f'{len(todo)} trainings to do ({len(have)} done)', flush=True)
@@ -277,7 +305,8 @@ def main(argv=None):
                   f'({rec["seconds"]:.1f} s)', flush=True)
         records = results.load()  # with what other --part processes appended meanwhile
     ok = [r for r in records if r.get('status') == 'ok']
-    rep = report(archs, ok, args.proxy_name, args.seeds, reps=args.bootstrap)
+    rep = report(archs, ok, args.proxy_name, args.seeds, reps=args.bootstrap,
+                 high_seeds=args.high_seeds)
     rep['failed'] = len(records) - len(ok)
     with open(osp.join(args.out, 'report.json'), 'w') as f:
         json.dump(rep, f, indent=1)
