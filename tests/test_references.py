@@ -281,34 +281,24 @@ def test_default_head_dim_and_divisor_are_the_papers():
     assert gop.mixer.num_heads == 2
 
 
-@pytest.mark.parametrize('cfg', [
-    dict(type='DWConv', in_channels=8, out_channels=16, expansion=3),
-    dict(type='Conv', in_channels=8, out_channels=8, expansion=2),
+@pytest.mark.parametrize('build,cfg,hw', [
+    (build_gop, dict(type='DWConv', in_channels=8, out_channels=16, expansion=3), (7, 9)),
+    (build_gop, dict(type='Conv', in_channels=8, out_channels=8, expansion=2), (7, 9)),
+    (build_dsm, dict(type='L', in_channels=8, out_channels=16, head_dim=8), (7, 6)),   # local
+    (build_dsm, dict(type='LG', in_channels=8, out_channels=16, head_dim=8), (7, 6)),  # query
 ])
-def test_conv_gop_bn_folding_equals_the_unfolded_block(cfg):
-    """``fuse_conv_bn`` (the inference form) against the same block with its BatchNorms."""
+def test_bn_folding_equals_the_unfolded_module(build, cfg, hw):
+    """``fuse_conv_bn`` (the inference form) of a GOP or DSM against the same module with its
+    BatchNorms."""
     import copy
-    gop = randomize(build_gop(cfg).double()).eval()
-    fused = copy.deepcopy(gop)
+    module = randomize(build(cfg).double()).eval()
+    fused = copy.deepcopy(module)
     fused.fuse_conv_bn()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    x = torch.randn(2, cfg['in_channels'], 7, 9, dtype=DT,
+    x = torch.randn(2, cfg['in_channels'], *hw, dtype=DT,
                     generator=torch.Generator().manual_seed(11))
     with torch.no_grad():
-        torch.testing.assert_close(fused(x), gop(x), **TOL)
-
-
-@pytest.mark.parametrize('kind', ['L', 'LG'])   # the local branch, the query maker
-def test_dsm_bn_folding_equals_the_unfolded_module(kind):
-    import copy
-    dsm = randomize(build_dsm(dict(type=kind, in_channels=8, out_channels=16,
-                                   head_dim=8)).double()).eval()
-    fused = copy.deepcopy(dsm)
-    fused.fuse_conv_bn()
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    x = torch.randn(2, 8, 7, 6, dtype=DT, generator=torch.Generator().manual_seed(12))
-    with torch.no_grad():
-        torch.testing.assert_close(fused(x), dsm(x), **TOL)
+        torch.testing.assert_close(fused(x), module(x), **TOL)
 
 
 @pytest.mark.parametrize('value,divisor,expected', [

@@ -114,6 +114,7 @@ def run_headroom(args):
     header = ['| dataset | budget | random | ' + ' | '.join(
         f'k={fmt_k(k)} mean (power)' for k in args.factors) + ' | effective k |',
         '| --- ' * (len(args.factors) + 4) + '|']
+    top = max(k for k in args.factors if math.isfinite(k))
     rows = []
     for name, load in todo:
         result = headroom(load(), args.budgets, args.factors, seeds=args.seeds,
@@ -131,7 +132,6 @@ def run_headroom(args):
             res['effective_factor'] = eff
             cells = ' | '.join(f'{r["mean"]:.4f} ({r["power"]:.2f})'
                                for r in res['factors'].values())
-            top = max(k for k in args.factors if math.isfinite(k))
             effs = ', '.join(f'{s} ' + ('<1' if k is None else f'>{top:g}' if math.isinf(k)
                                          else f'{k:.1f}') for s, k in eff.items())
             rows.append(f'| {name} | {b} | {res["random"]:.4f} | {cells} | {effs or "-"} |')

