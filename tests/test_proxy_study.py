@@ -210,3 +210,26 @@ def test_high_seeds_add_jobs_and_the_reference_seed_to_seed_tau():
     assert 'seed-to-seed tau of the higher fidelity 0.667' in text and 'mean of 2 high' in text
     with pytest.raises(SystemExit):
         tool.parse_args(['--out', 'x', '--high-seeds', '0'])
+
+
+def test_a_resume_with_another_draw_is_refused(tmp_path):
+    """--arch-seed draws another set; resuming a study folder with other draw options is
+    refused by name (archs.json would otherwise keep the first set under the new label)."""
+    tool = _load_tool()
+
+    def complexity(arch):
+        return 10 * arch[0] + arch[1], 0
+
+    a = tool.stratified_archs(_GridSpace(), complexity, 4, 3, seed=0)
+    b = tool.stratified_archs(_GridSpace(), complexity, 4, 3, seed=1)
+    assert [x['tokens'] for x in a] != [x['tokens'] for x in b]
+    draw, path, archs = dict(archs=4, arch_seed=0), str(tmp_path / 'draw.json'), \
+        str(tmp_path / 'archs.json')
+    tool.check_draw(path, draw, archs)
+    with open(archs, 'w') as f:
+        json.dump(a, f)
+    tool.check_draw(path, draw, archs)  # the same options resume
+    with pytest.raises(SystemExit, match=r'arch_seed 0 -> 1'):
+        tool.check_draw(path, dict(draw, arch_seed=1), archs)
+    with open(path) as f:
+        assert json.load(f) == draw  # the record is not overwritten by the refused options

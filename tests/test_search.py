@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -39,6 +40,7 @@ from uninet_mm.search import (
     top_k,
 )
 from uninet_mm.search.controller import PPOController
+from uninet_mm.search.runner import CandidateDiverged
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -410,6 +412,9 @@ def test_real_proxy_evaluation_through_the_runner(tmp_path):
     assert 0. <= acc <= 1. and round(acc * 100) == pytest.approx(acc * 100, abs=1e-4)
     flops, params = ev.complexity(arch)
     assert res['flops'] == flops > 1e6 and res['params'] == params > 1e5
+    # 10-class chance is -log(0.1) = 2.30; one epoch on 256 digits is not far from it
+    assert 0.5 < res['val_nll'] < 4. and 0.5 < res['train_loss_tail'] < 4.
+    assert res['train_loss'] >= res['train_loss_tail'] - 0.5
     assert os.listdir(tmp_path) == []  # the candidate's Runner folder is cleaned up
     # a candidate whose training diverges (inputs / 0: non-finite loss) is a failure
     bad = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,
@@ -417,6 +422,34 @@ def test_real_proxy_evaluation_through_the_runner(tmp_path):
                               cfg_options={'model.data_preprocessor.std': [0., 0., 0.]})
     res = run_candidate(bad, dict(arch=arch, tokens=space.base_tokens(), seed=0))
     assert res['status'] == 'failed' and 'diverged' in res['error']
+
+
+def test_candidate_hook_measures_training_loss_and_validation_nll():
+    """The hook's summary against hand-computed values: the mean training loss over all
+    iterations and over the last quarter, and -log p(true class) averaged over the val set."""
+    from mmpretrain.structures import DataSample
+
+    from uninet_mm.search.runner import SearchCandidateHook
+    hook = SearchCandidateHook()
+    assert hook.summary() == {}
+    for i, loss in enumerate([4., 3., 2., 1., 1., 0.5, 0.5, 0.]):  # 8 iterations: tail = 2
+        hook.after_train_iter(None, i, outputs=dict(loss=torch.tensor(loss)))
+    samples = [DataSample().set_pred_score(torch.tensor([0.5, 0.25, 0.25])).set_gt_label(0),
+               DataSample().set_pred_score(torch.tensor([0.1, 0.1, 0.8])).set_gt_label(2),
+               DataSample().set_pred_score(torch.tensor([0.2, 0.7, 0.1])).set_gt_label(0)]
+    hook.before_val_epoch(None)
+    hook.after_val_iter(None, 0, outputs=samples[:2])
+    hook.after_val_iter(None, 1, outputs=samples[2:])
+    got = hook.summary()
+    assert got['train_loss'] == pytest.approx(12. / 8)
+    assert got['train_loss_tail'] == pytest.approx(0.25)
+    assert got['val_nll'] == pytest.approx((math.log(2) - math.log(0.8) - math.log(0.2)) / 3)
+    hook.before_val_epoch(None)  # a second validation replaces the first
+    hook.after_val_iter(None, 0, outputs=samples[1:2])
+    assert hook.summary()['val_nll'] == pytest.approx(-math.log(0.8))
+    with pytest.raises(CandidateDiverged, match='iteration 1'):
+        hook.after_train_iter(SimpleNamespace(iter=0), 0,
+                              outputs=dict(loss=torch.tensor(float('nan'))))
 
 
 # -- outputs -------------------------------------------------------------------------------------

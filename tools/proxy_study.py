@@ -38,6 +38,8 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'search', 'mnist_demo.py')
 HIGH_OPTIONS = ['epochs=3', 'train_subset=0', 'val_subset=0']
+#: what a proxy training measures besides accuracy (uninet_mm/search/runner.py)
+LOSS_KEYS = ('train_loss', 'train_loss_tail', 'val_nll')
 
 
 def parse_args(argv=None):
@@ -48,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument('--archs', type=int, default=40, help='architectures (FLOPs strata)')
     p.add_argument('--pool-per-bin', type=int, default=2,
                    help='random architectures drawn per stratum before the stratified pick')
+    p.add_argument('--arch-seed', type=int, default=0,
+                   help='seed of the architecture draw (another seed: a fresh set, e.g. to '
+                        'confirm a proxy chosen on the first)')
     p.add_argument('--seeds', type=int, default=3, help='proxy seeds 0..N-1')
     p.add_argument('--proxy-name', default='demo', help='label of the proxy in the records')
     p.add_argument('--proxy-options', nargs='*', default=[], metavar='KEY=VALUE',
@@ -249,6 +254,21 @@ def write_table(archs, records, proxy, path, choices):
     return n
 
 
+def check_draw(path, draw, arch_path):
+    """Record how the architectures were drawn (``OUT/draw.json``) or, resuming, refuse
+    options that would draw others (``archs.json`` would silently keep the first draw)."""
+    if osp.isfile(path):
+        with open(path) as f:
+            before = json.load(f)
+        diff = [f'{k} {before.get(k)!r} -> {v!r}' for k, v in draw.items() if before.get(k) != v]
+        if diff:
+            raise SystemExit(f'{osp.dirname(path)} holds architectures drawn otherwise '
+                             f'({", ".join(diff)}): use another --out or the same options')
+    elif not osp.isfile(arch_path):  # a study begun before draw.json existed: unchecked
+        with open(path, 'w') as f:
+            json.dump(draw, f)
+
+
 def main(argv=None):
     args = parse_args(argv)
     sys.path.insert(0, REPO)
@@ -264,6 +284,9 @@ def main(argv=None):
     high_opts = parse_options(args.high_options, '--high-options')
     os.makedirs(args.out, exist_ok=True)
     arch_path = osp.join(args.out, 'archs.json')
+    check_draw(osp.join(args.out, 'draw.json'), dict(
+        config=osp.relpath(osp.abspath(args.config), REPO), archs=args.archs,
+        pool_per_bin=args.pool_per_bin, arch_seed=args.arch_seed), arch_path)
     if osp.isfile(arch_path):
         with open(arch_path) as f:
             archs = json.load(f)
@@ -271,7 +294,8 @@ def main(argv=None):
         probe = build_evaluator(dict(base_ev, type='ZeroCost')) if base_ev.get(
             'type') == 'ProxyTrain' else build_evaluator(base_ev)
         t0 = time.time()
-        archs = stratified_archs(space, probe.complexity, args.archs, args.pool_per_bin)
+        archs = stratified_archs(space, probe.complexity, args.archs, args.pool_per_bin,
+                                 seed=args.arch_seed)
         print(f'{len(archs)} architectures stratified over FLOPs '
               f'({archs[0]["flops"] / 1e6:.2f}-{archs[-1]["flops"] / 1e6:.2f} M) in '
               f'{time.time() - t0:.0f} s', flush=True)
@@ -296,7 +320,8 @@ def main(argv=None):
             try:
                 with quiet_logger():
                     r = ev(archs[i]['arch'], archs[i]['tokens'], seed=seed)
-                rec.update(accuracy=r['accuracy'], status='ok')
+                rec.update(accuracy=r['accuracy'], status='ok',
+                           **{k: r[k] for k in LOSS_KEYS if k in r})
             except Exception as e:  # a failed candidate is a result too (reported, not ranked)
                 rec.update(accuracy=None, status='failed', error=f'{type(e).__name__}: {e}')
             rec['seconds'], rec['cpu_seconds'] = time.time() - t0, time.process_time() - c0

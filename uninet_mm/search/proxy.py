@@ -161,7 +161,8 @@ class ProxyTrainEvaluator(ClassifierEvaluatorBase):
             acc = float(hook.metrics['accuracy/top1']) / 100.
             if not math.isfinite(acc):
                 raise CandidateDiverged(f'diverged: validation accuracy is {acc}')
-            return dict(accuracy=acc, flops=flops, params=params, metric=self.metric_name)
+            return dict(accuracy=acc, flops=flops, params=params, metric=self.metric_name,
+                        **hook.summary())
         finally:
             if runner is not None:
                 _release_runner(runner)

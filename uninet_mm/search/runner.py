@@ -5,6 +5,7 @@ built from a classification config (``ClassifierEvaluatorBase``)."""
 import contextlib
 import copy
 import logging
+import math
 import os.path as osp
 
 import torch
@@ -50,12 +51,17 @@ def num_threads(n):
 @HOOKS.register_module()
 class SearchCandidateHook(Hook):
     """Stops a proxy training at the first non-finite loss (a diverged candidate) and keeps
-    the last validation metrics for the evaluator."""
+    what the evaluator reads: the last validation metrics, the mean training loss (the
+    training-speed estimate of Ru et al. 2021, over all iterations and over the last
+    ``tail`` fraction of them) and the validation negative log-likelihood of the true class."""
 
     priority = 'VERY_LOW'
 
-    def __init__(self):
+    def __init__(self, tail=0.25):
         self.metrics = None
+        self.tail = float(tail)
+        self.train_losses = []
+        self._nll = [0., 0]
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         loss = (outputs or {}).get('loss')
@@ -65,9 +71,36 @@ class SearchCandidateHook(Hook):
         if not torch.isfinite(loss).all():
             raise CandidateDiverged(f'diverged: non-finite training loss {loss.tolist()} at '
                                     f'iteration {runner.iter + 1}')
+        self.train_losses.append(float(loss.sum()))
+
+    def before_val_epoch(self, runner):
+        self._nll = [0., 0]
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        for sample in outputs or ():
+            score, label = sample.get('pred_score'), sample.get('gt_label')
+            if score is None or label is None:
+                continue
+            p = float(score.reshape(-1)[int(label.reshape(-1)[0])])
+            self._nll[0] -= math.log(max(p, 1e-12))
+            self._nll[1] += 1
 
     def after_val_epoch(self, runner, metrics=None):
         self.metrics = dict(metrics or {})
+
+    def summary(self):
+        """``train_loss`` (mean over all iterations), ``train_loss_tail`` (over the last
+        ``tail`` of them), ``val_nll`` (mean over the last validation); absent keys: not
+        measured."""
+        out = {}
+        if self.train_losses:
+            n = len(self.train_losses)
+            tail = self.train_losses[n - max(1, round(self.tail * n)):]
+            out['train_loss'] = sum(self.train_losses) / n
+            out['train_loss_tail'] = sum(tail) / len(tail)
+        if self._nll[1]:
+            out['val_nll'] = self._nll[0] / self._nll[1]
+        return out
 
 
 _RUNNER_KEYS = ('model', 'work_dir', 'train_dataloader', 'val_dataloader', 'train_cfg',
