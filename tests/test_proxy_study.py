@@ -2,6 +2,7 @@
 cases and an independent bootstrap (scipy.stats.bootstrap), its stratified sampling and resume
 (tools/proxy_study.py), and the harness on the shipped UniNet table."""
 import json
+import math
 import os.path as osp
 import random
 
@@ -233,3 +234,42 @@ def test_a_resume_with_another_draw_is_refused(tmp_path):
         tool.check_draw(path, dict(draw, arch_seed=1), archs)
     with open(path) as f:
         assert json.load(f) == draw  # the record is not overwritten by the refused options
+
+
+def test_extrapolation_against_hand_computed_values():
+    from uninet_mm.search.proxy import ProxyTrainEvaluator, extrapolate
+    assert extrapolate(0.5, 2e7, 0.1) == pytest.approx(0.5 + 0.1 * 0.693147, abs=1e-6)
+    assert extrapolate(0.5, 1e7, 0.1) == 0.5 and extrapolate(0.4, 5e6, 0.2, 5e6) == 0.4
+    with pytest.raises(ValueError, match='FLOPs must be > 0'):
+        extrapolate(0.5, 0, 0.1)
+    with pytest.raises(ValueError, match='FLOPs must be > 0'):
+        ProxyTrainEvaluator(flops_slope=0.1, flops_ref=0)
+
+
+def test_report_ranks_the_extrapolated_proxy_and_flops_alone():
+    """4 architectures: the proxy's top-1 ranks them (1 2 3 4), the reference (3 4 1 2):
+    tau -1/3; the last two have e^-4 x the FLOPs of the first two, so with slope 0.1 their
+    scores drop by 0.4 and the extrapolation ranks as the reference does: tau 1."""
+    tool = _load_tool()
+    top1, high = [.10, .20, .30, .40], [.7, .8, .5, .6]
+    flops = [1e7, 1e7, 1e7 * math.exp(-4.), 1e7 * math.exp(-4.)]  # -0.4 for the small two
+    recs = []
+    for i in range(4):
+        recs += [dict(fidelity='p', seed=0, index=i, accuracy=top1[i], cpu_seconds=1.,
+                      flops=flops[i], options={}),
+                 dict(fidelity='high', seed=0, index=i, accuracy=high[i], cpu_seconds=1.,
+                      flops=flops[i], options={})]
+    rep = tool.report([{}] * 4, recs, 'p', 1, reps=20)
+    assert rep['seed0_vs_high']['kendall_tau'] == pytest.approx(-1 / 3)
+    assert 'extrapolated_vs_high' not in rep  # no slope given
+    # FLOPs (big big small small) vs (.7 .8 .5 .6): 4 concordant, 2 tied -> tau-b 4 / sqrt(4 * 6)
+    assert rep['flops_vs_high']['kendall_tau'] == pytest.approx(4 / math.sqrt(24))
+    rep = tool.report([{}] * 4, recs, 'p', 1, reps=20, flops_slope=0.1)
+    ext = rep['extrapolated_vs_high']['0']  # (.1 .2 -.1 0): the reference's order
+    assert ext['kendall_tau'] == pytest.approx(1.) and ext['slope'] == 0.1
+    for r in recs:  # a proxy run with flops_slope keeps the measured top-1 in 'top1'
+        if r['fidelity'] == 'p':
+            r['top1'], r['accuracy'] = r['accuracy'], -r['accuracy']
+    rep = tool.report([{}] * 4, recs, 'p', 1, reps=20, flops_slope=0.1)
+    assert rep['extrapolated_vs_high']['0']['kendall_tau'] == pytest.approx(1.)
+    assert '+ 0.1 ln(FLOPs) vs high: Kendall tau 1.000' in tool.markdown(rep)

@@ -415,6 +415,14 @@ def test_real_proxy_evaluation_through_the_runner(tmp_path):
     # 10-class chance is -log(0.1) = 2.30; one epoch on 256 digits is not far from it
     assert 0.5 < res['val_nll'] < 4. and 0.5 < res['train_loss_tail'] < 4.
     assert res['train_loss'] >= res['train_loss_tail'] - 0.5
+    assert res['top1'] == acc and res['metric'] == 'accuracy'
+    # the early-epoch extrapolation: the score is top-1 + slope * ln(FLOPs / ref)
+    ext = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,
+                              train_subset=64, val_subset=50, num_threads=1, flops_slope=0.1,
+                              flops_ref=flops / math.e)
+    res = run_candidate(ext, dict(arch=arch, tokens=space.base_tokens(), seed=0))
+    assert res['status'] == 'ok' and res['metric'] == 'top1+ln(FLOPs)'
+    assert res['accuracy'] == pytest.approx(res['top1'] + 0.1)
     assert os.listdir(tmp_path) == []  # the candidate's Runner folder is cleaned up
     # a candidate whose training diverges (inputs / 0: non-finite loss) is a failure
     bad = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,

@@ -38,8 +38,8 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'search', 'mnist_demo.py')
 HIGH_OPTIONS = ['epochs=3', 'train_subset=0', 'val_subset=0']
-#: what a proxy training measures besides accuracy (uninet_mm/search/runner.py)
-LOSS_KEYS = ('train_loss', 'train_loss_tail', 'val_nll')
+#: what a proxy training measures besides its score (uninet_mm/search/proxy.py, runner.py)
+EXTRA_KEYS = ('top1', 'train_loss', 'train_loss_tail', 'val_nll')
 
 
 def parse_args(argv=None):
@@ -72,6 +72,9 @@ def parse_args(argv=None):
     p.add_argument('--report-only', action='store_true', help='train nothing, report')
     p.add_argument('--table', help='write the architectures as a JSON Lines table here')
     p.add_argument('--bootstrap', type=int, default=2000, help='bootstrap resamples')
+    p.add_argument('--flops-slope', type=float,
+                   help='also rank the proxy\'s top-1 extrapolated with this slope, top-1 + '
+                        'slope x ln(FLOPs / 1e7) (uninet_mm/search/proxy.py: extrapolate)')
     args = p.parse_args(argv)
     if args.archs < 2 or args.seeds < 1 or args.pool_per_bin < 1 or args.high_seeds < 1:
         p.error('--archs must be >= 2, --seeds, --high-seeds and --pool-per-bin >= 1')
@@ -132,7 +135,8 @@ def job_list(archs, proxy, seeds, high, high_seeds=1):
     return jobs
 
 
-def report(archs, records, proxy, seeds, reps=2000, high_seeds=1):
+def report(archs, records, proxy, seeds, reps=2000, high_seeds=1, flops_slope=None):
+    from uninet_mm.search.proxy import extrapolate
     from uninet_mm.search.rank_agreement import agreement
     acc = {(r['fidelity'], r['seed'], r['index']): r for r in records}
     done = [i for i in range(len(archs))
@@ -155,6 +159,17 @@ def report(archs, records, proxy, seeds, reps=2000, high_seeds=1):
     high = [acc[('high', 0, i)]['accuracy'] for i in pair]
     seed0 = [acc[(proxy, 0, i)]['accuracy'] for i in pair]
     out['seed0_vs_high'] = agreement(seed0, high, reps=reps)  # a partial study included
+    flops = [acc[('high', 0, i)].get('flops') for i in pair]
+    if all(flops):  # what the size alone ranks, and the proxy extrapolated with it
+        out['flops_vs_high'] = agreement(flops, high, reps=reps)
+        for s in range(seeds) if flops_slope is not None else ():
+            both = [(i, f) for i, f in zip(pair, flops) if (proxy, s, i) in acc]
+            if len(both) >= 3:
+                r = [acc[(proxy, s, i)] for i, _ in both]
+                out.setdefault('extrapolated_vs_high', {})[str(s)] = dict(agreement(
+                    [extrapolate(x.get('top1', x['accuracy']), f, flops_slope) for x, (_, f)
+                     in zip(r, both)], [acc[('high', 0, i)]['accuracy'] for i, _ in both],
+                    reps=reps), slope=flops_slope)
     if seeds > 1 and len(done) >= 3:
         mean = [sum(acc[(proxy, s, i)]['accuracy'] for s in range(seeds)) / seeds
                 for i in done]
@@ -206,11 +221,13 @@ def markdown(rep):
             lines.append(f'- {fid} ({opts or "as configured"}): '
                          f'{s["mean"]:.1f} CPU s per candidate ({s["min"]:.1f}-{s["max"]:.1f}, '
                          f'{s["n"]} trainings)')
-    for key, what in (('seed0_vs_high', 'seed 0 vs high'),
-                      ('mean_vs_high', f'mean of {rep["seeds"]} seeds vs high'),
-                      ('seed0_vs_high_mean', f'seed 0 vs the mean of {rep.get("high_seeds")} '
-                                             f'high seeds')):
-        a = rep.get(key)
+    rows = [(f'seed {s} + {a["slope"]} ln(FLOPs) vs high', a)
+            for s, a in rep.get('extrapolated_vs_high', {}).items()]
+    rows += [(what, rep.get(key)) for key, what in (
+        ('flops_vs_high', 'FLOPs alone vs high'), ('seed0_vs_high', 'seed 0 vs high'),
+        ('mean_vs_high', f'mean of {rep["seeds"]} seeds vs high'),
+        ('seed0_vs_high_mean', f'seed 0 vs the mean of {rep.get("high_seeds")} high seeds'))]
+    for what, a in rows:
         if a:
             lines.append(f'- {what}: Kendall tau {a["kendall_tau"]:.3f} '
                          f'[{a["kendall_tau_ci"][0]:.3f}, {a["kendall_tau_ci"][1]:.3f}], '
@@ -321,7 +338,7 @@ def main(argv=None):
                 with quiet_logger():
                     r = ev(archs[i]['arch'], archs[i]['tokens'], seed=seed)
                 rec.update(accuracy=r['accuracy'], status='ok',
-                           **{k: r[k] for k in LOSS_KEYS if k in r})
+                           **{k: r[k] for k in EXTRA_KEYS if k in r})
             except Exception as e:  # a failed candidate is a result too (reported, not ranked)
                 rec.update(accuracy=None, status='failed', error=f'{type(e).__name__}: {e}')
             rec['seconds'], rec['cpu_seconds'] = time.time() - t0, time.process_time() - c0
@@ -331,7 +348,7 @@ def main(argv=None):
         records = results.load()  # with what other --part processes appended meanwhile
     ok = [r for r in records if r.get('status') == 'ok']
     rep = report(archs, ok, args.proxy_name, args.seeds, reps=args.bootstrap,
-                 high_seeds=args.high_seeds)
+                 high_seeds=args.high_seeds, flops_slope=args.flops_slope)
     rep['failed'] = len(records) - len(ok)
     with open(osp.join(args.out, 'report.json'), 'w') as f:
         json.dump(rep, f, indent=1)

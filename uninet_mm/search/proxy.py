@@ -22,6 +22,15 @@ from .runner import (
 _DATASET_CACHE = {}
 
 
+def extrapolate(top1, flops, slope, flops_ref=1e7):
+    """Early-epoch extrapolation of a short training's top-1 to a longer one's:
+    ``top1 + slope * ln(flops / flops_ref)`` (larger networks gain more in later epochs;
+    docs/search.md, "Third study"). ``flops_ref`` only shifts the score, not its ranking."""
+    if flops <= 0 or flops_ref <= 0:
+        raise ValueError(f'extrapolate: FLOPs must be > 0, got {flops} and {flops_ref}')
+    return float(top1) + float(slope) * math.log(flops / flops_ref)
+
+
 @EVALUATORS.register_module(name='ProxyTrain')
 class ProxyTrainEvaluator(ClassifierEvaluatorBase):
     """Proxy training through MMEngine's Runner and MMPretrain's ImageClassifier.
@@ -42,6 +51,10 @@ class ProxyTrainEvaluator(ClassifierEvaluatorBase):
         work_dir (str, optional): where Runners write (a fresh folder per candidate, removed
             afterwards unless ``keep_work_dirs``); a temporary folder if None.
         cfg_options (dict, optional): merged into the base config first.
+        flops_slope (float, optional): report :func:`extrapolate` of the top-1 with this
+            slope as ``accuracy`` (``metric='top1+ln(FLOPs)'``; the measured top-1 stays in
+            ``top1``) instead of the top-1 itself.
+        flops_ref (float): the FLOPs at which the extrapolation equals the top-1.
     """
 
     metric_name = 'accuracy'
@@ -49,11 +62,15 @@ class ProxyTrainEvaluator(ClassifierEvaluatorBase):
     def __init__(self, base_config=DEFAULT_PROXY_CONFIG, epochs=1, train_subset=None,
                  val_subset=None, batch_size=None, lr=None, warmup_iters=10, input_size=None,
                  in_channels=None, num_threads=None, work_dir=None, keep_work_dirs=False,
-                 cfg_options=None):
+                 cfg_options=None, flops_slope=None, flops_ref=1e7):
         super().__init__(base_config, input_size, in_channels, cfg_options)
         if epochs < 1:
             raise ValueError(f'ProxyTrainEvaluator: epochs must be >= 1, got {epochs}')
         self.epochs, self.warmup_iters = int(epochs), int(warmup_iters)
+        self.flops_slope, self.flops_ref = flops_slope, float(flops_ref)
+        if flops_slope is not None:
+            self.metric_name = 'top1+ln(FLOPs)'
+            extrapolate(0., 1., flops_slope, self.flops_ref)  # a bad flops_ref fails here
         self.batch_size, self.lr = batch_size, lr
         self.num_threads = num_threads
         self.work_dir, self.keep_work_dirs = work_dir, keep_work_dirs
@@ -161,8 +178,10 @@ class ProxyTrainEvaluator(ClassifierEvaluatorBase):
             acc = float(hook.metrics['accuracy/top1']) / 100.
             if not math.isfinite(acc):
                 raise CandidateDiverged(f'diverged: validation accuracy is {acc}')
-            return dict(accuracy=acc, flops=flops, params=params, metric=self.metric_name,
-                        **hook.summary())
+            score = acc if self.flops_slope is None else extrapolate(
+                acc, flops, self.flops_slope, self.flops_ref)
+            return dict(accuracy=score, top1=acc, flops=flops, params=params,
+                        metric=self.metric_name, **hook.summary())
         finally:
             if runner is not None:
                 _release_runner(runner)
