@@ -70,9 +70,15 @@ def test_bootstrap_interval_matches_scipy_percentile_bootstrap():
 
 def test_seed_to_seed_tau_is_the_mean_over_pairs():
     a, b, c = [1, 2, 3, 4], [1, 3, 2, 4], [4, 3, 2, 1]
-    mean, taus = seed_to_seed_tau([a, b, c])
-    assert taus == pytest.approx([2 / 3, -1., -2 / 3])  # (a, b), (a, c), (b, c)
-    assert mean == pytest.approx(-1 / 3)
+    recs = [dict(fidelity='p', seed=s, index=i, accuracy=v[i])
+            for s, v in enumerate((a, b, c)) for i in range(4)]
+    recs.append(dict(fidelity='q', seed=0, index=0, accuracy=9.))  # another fidelity
+    out = seed_to_seed_tau(recs, 'p', 3)
+    assert {k: p['tau'] for k, p in out['pairs'].items()} == pytest.approx(
+        {'0-1': 2 / 3, '0-2': -1., '1-2': -2 / 3})
+    assert out['tau'] == pytest.approx(-1 / 3) and out['sd_n'] == 4
+    # per-architecture sd over (1 1 4), (2 3 3), (3 2 2), (4 4 1): sqrt(3), sqrt(1/3) x 2, sqrt(3)
+    assert out['sd'] == pytest.approx((2 * 3 ** .5 + 2 * (1 / 3) ** .5) / 4)
     out = agreement(a, b, reps=50)
     assert out['kendall_tau'] == pytest.approx(2 / 3) and out['n'] == 4
     assert out['kendall_tau_ci'][0] <= out['kendall_tau_ci'][1]

@@ -31,7 +31,6 @@ import json
 import os
 import os.path as osp
 import random
-import statistics
 import sys
 import time
 
@@ -137,15 +136,15 @@ def job_list(archs, proxy, seeds, high, high_seeds=1):
 
 def report(archs, records, proxy, seeds, reps=2000, high_seeds=1, flops_slope=None):
     from uninet_mm.search.proxy import extrapolate
-    from uninet_mm.search.rank_agreement import agreement
+    from uninet_mm.search.rank_agreement import agreement, seed_to_seed_tau
     acc = {(r['fidelity'], r['seed'], r['index']): r for r in records}
     done = [i for i in range(len(archs))
             if ('high', 0, i) in acc and all((proxy, s, i) in acc for s in range(seeds))]
     out = dict(proxy=proxy, seeds=seeds, archs=len(archs), complete=len(done),
-               seed_to_seed=seed_agreement(records, proxy, seeds))
+               seed_to_seed=seed_to_seed_tau(records, proxy, seeds))
     if high_seeds > 1:
         out['high_seeds'] = high_seeds
-        out['high_seed_to_seed'] = seed_agreement(records, 'high', high_seeds)
+        out['high_seed_to_seed'] = seed_to_seed_tau(records, 'high', high_seeds)
     for fid in (proxy, 'high'):
         secs = [r['cpu_seconds'] for r in records if r['fidelity'] == fid and r.get('accuracy')
                 is not None]
@@ -183,31 +182,6 @@ def report(archs, records, proxy, seeds, reps=2000, high_seeds=1, flops_slope=No
              for i in both], reps=reps)
     out['proxy_accuracy'] = [min(seed0), max(seed0)]
     out['high_accuracy'] = [min(high), max(high)]
-    return out
-
-
-def seed_agreement(records, proxy, seeds):
-    """Seed-to-seed Kendall tau of the proxy: per pair of seeds over the architectures that
-    have both (a partial study included), their mean, and the mean per-architecture standard
-    deviation over the seeds each has."""
-    from uninet_mm.search.rank_agreement import kendall_tau
-    acc = {}
-    for r in records:
-        if r['fidelity'] == proxy:
-            acc.setdefault(r['index'], {})[r['seed']] = r['accuracy']
-    pairs = {}
-    for s in range(seeds):
-        for t in range(s + 1, seeds):
-            both = [i for i in sorted(acc) if s in acc[i] and t in acc[i]]
-            if len(both) >= 3:
-                pairs[f'{s}-{t}'] = dict(n=len(both), tau=kendall_tau(
-                    [acc[i][s] for i in both], [acc[i][t] for i in both]))
-    out = dict(pairs=pairs)
-    if pairs:
-        out['tau'] = sum(p['tau'] for p in pairs.values()) / len(pairs)
-    sds = [statistics.stdev(v.values()) for v in acc.values() if len(v) > 1]
-    if sds:
-        out['sd'], out['sd_n'] = sum(sds) / len(sds), len(sds)
     return out
 
 

@@ -5,6 +5,7 @@ repeated proxy runs (docs/search.md, "Does the proxy rank like longer training?"
 import itertools
 import math
 import random
+import statistics
 import warnings
 
 
@@ -71,13 +72,28 @@ def top_overlap(x, y, fraction=0.1):
     return len(top(x) & top(y)) / k
 
 
-def seed_to_seed_tau(runs):
-    """Mean Kendall tau-b over every pair of repeated runs (lists of one value per
-    architecture) and the list of the pairs' taus."""
-    if len(runs) < 2:
-        raise ValueError(f'seed_to_seed_tau: needs at least 2 runs, got {len(runs)}')
-    taus = [kendall_tau(a, b) for a, b in itertools.combinations(runs, 2)]
-    return sum(taus) / len(taus), taus
+def seed_to_seed_tau(records, fidelity, seeds):
+    """Seed-to-seed agreement of repeated runs of one fidelity, from study records
+    (``fidelity``, ``seed``, ``index`` of the architecture, ``accuracy``): Kendall tau-b per
+    pair of seeds over the architectures that have both (a partial study included), their
+    mean, and the mean per-architecture standard deviation over the seeds each has."""
+    acc = {}
+    for r in records:
+        if r['fidelity'] == fidelity:
+            acc.setdefault(r['index'], {})[r['seed']] = r['accuracy']
+    pairs = {}
+    for s, t in itertools.combinations(range(seeds), 2):
+        both = [i for i in sorted(acc) if s in acc[i] and t in acc[i]]
+        if len(both) >= 3:
+            pairs[f'{s}-{t}'] = dict(n=len(both), tau=kendall_tau(
+                [acc[i][s] for i in both], [acc[i][t] for i in both]))
+    out = dict(pairs=pairs)
+    if pairs:
+        out['tau'] = sum(p['tau'] for p in pairs.values()) / len(pairs)
+    sds = [statistics.stdev(v.values()) for v in acc.values() if len(v) > 1]
+    if sds:
+        out['sd'], out['sd_n'] = sum(sds) / len(sds), len(sds)
+    return out
 
 
 def agreement(proxy, reference, reps=2000, level=0.95, seed=0, fraction=0.1):
