@@ -259,6 +259,26 @@ def _(tmp, capsys):
     return msg, r'already exists; pass --force'
 
 
+@case('benchmark_train_step: --out is one of the configs', ['capsys'])
+def _(tmp, capsys):
+    cfg = shutil.copy(DET_CONFIG, tmp / 'det.py')
+    before = snapshot(tmp)
+    msg = _argparse_error(capsys, tool('benchmark_train_step').parse_args,
+                          [str(cfg), '--out', str(cfg)])
+    assert snapshot(tmp) == before
+    return msg, r'is the input .*destroy the input'
+
+
+@case('benchmark_backbones: --out exists, no --force', ['capsys'])
+def _(tmp, capsys):
+    out = tmp / 'bench.json'
+    out.write_text('{"earlier": 1}')
+    msg = _argparse_error(capsys, tool('benchmark_backbones').parse_args,
+                          ['--models', 'uninet_b0', '--out', str(out)])
+    assert out.read_text() == '{"earlier": 1}'
+    return msg, r'already exists; pass --force'
+
+
 # ============================================================= 2. loading that matches
 def _save_backbone(tmp, arch, meta=None):
     path = str(tmp / 'pre.pth')

@@ -249,8 +249,9 @@ def parse_args(argv=None):
     p.add_argument('--worker', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.models = [m for item in args.models for m in item.split(',') if m]
-    if args.out and not args.worker and osp.exists(args.out) and not args.force:
-        p.error(f'--out {args.out!r} already exists; pass --force to write over it')
+    if args.out and not args.worker:
+        from uninet_mm.apis.workdir import refuse_output
+        refuse_output(p, args.out, force=args.force, tool='benchmark_backbones')
     for m in args.models:
         if m not in ALL_MODELS:
             p.error(f'unknown model {m!r}; choose from {list(ALL_MODELS)}')

@@ -110,8 +110,9 @@ def parse_args(argv=None):
         if not osp.isfile(config):
             p.error(f'config {config!r} not found; pass a path such as '
                     'configs/mmdet/mask_rcnn_uninet_b3_3x.py')
-    if args.out and osp.exists(args.out) and not args.force and not args.worker:
-        p.error(f'--out {args.out} exists; pass --force to write over it or choose another path')
+    if args.out and not args.worker:
+        from uninet_mm.apis.workdir import refuse_output
+        refuse_output(p, args.out, args.configs, args.force, 'benchmark_train_step')
     if min(args.iters, args.boxes, *args.shape) < 1 or args.warmup < 0:
         p.error('--iters, --boxes and --shape must be >= 1 and --warmup >= 0')
     return args

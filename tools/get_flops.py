@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from uninet_mm.apis.workdir import refuse_output  # noqa: E402
 from uninet_mm.utils.flops import (  # noqa: E402
     RELEASED_FIGURES,
     build_preset,
@@ -65,8 +66,8 @@ def parse_args(argv=None):
         if not args.all_presets:
             p.error('--presets selects rows of --all-presets; pass --all-presets too')
         args.presets = [a.lower() for a in args.presets]
-    if args.json and osp.exists(args.json) and not args.force:
-        p.error(f'--json {args.json!r} already exists; pass --force to write over it')
+    if args.json:
+        refuse_output(p, args.json, force=args.force, tool='get_flops')
     return args
 
 

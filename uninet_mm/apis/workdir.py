@@ -3,13 +3,14 @@
 - :func:`check_work_dir`: ``tools/train.py`` into a work dir that already holds checkpoints
   needs ``--resume`` (continue) or ``--overwrite`` (start over, writing over them).
 - :func:`check_output`: a tool never writes over one of its inputs, nor over an existing output
-  unless told to (``--force``).
+  unless told to (``--force``); :func:`refuse_output` as an argument parser's error.
 - :func:`check_resumable`: ``--resume`` needs a checkpoint with a training state.
 """
 import glob
 import os.path as osp
 
-__all__ = ['checkpoints_in', 'check_work_dir', 'check_output', 'check_resumable',
+__all__ = ['checkpoints_in', 'check_work_dir', 'check_output', 'refuse_output',
+           'check_resumable',
            'UserInputError']
 
 
@@ -64,6 +65,15 @@ def check_output(path, inputs=(), force=False, tool='this tool', flag='--force')
         raise UserInputError(f'{tool}: the output {path!r} already exists; pass {flag} to '
                              f'write over it, or choose another output path')
     return path
+
+
+def refuse_output(parser, path, inputs=(), force=False, tool='this tool'):
+    """:func:`check_output` for a tool's argument parser: a refusal is ``parser.error``
+    (usage and the one-line message, exit status 2)."""
+    try:
+        return check_output(path, inputs, force, tool)
+    except UserInputError as e:
+        parser.error(str(e))
 
 
 def check_resumable(checkpoint, filename, tool='tools/train.py'):
