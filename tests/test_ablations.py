@@ -11,10 +11,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import uninet_mm  # noqa: F401  (registers the models)
 from uninet_mm.models import UniNet, deploy_ops
+from uninet_mm.models.arch import ARCH_PRESETS, parse_arch
 from uninet_mm.models.dsms import AttentionDSM
 from uninet_mm.models.gops import GlobalAttention, TokenGOP
 from uninet_mm.models.layers import attention_heads
-from uninet_mm.models.uninet import ARCH_PRESETS, parse_arch
 from uninet_mm.registry import build_dsm, build_gop
 
 pytestmark = pytest.mark.usefixtures('one_thread')

@@ -23,9 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import CHECKPOINT_CONVERTERS, build_dsm, build_gop, register_model
 from ..utils.state_dict import strip_prefix
-
-# presets and the parser live in arch.py; re-exported here for the code that imports them here
-from .arch import ARCH_PRESETS, BASE_ARCH, PER_STAGE_KEYS, SCALAR_KEYS, arch_spec, parse_arch  # noqa: F401
+from .arch import arch_spec
 from .deploy import DeployedStem, register_inference_form, reparameterize, reset_parameters
 from .layers import fuse_conv_bn_pairs
 from .train_ops import ConvBNGELU
