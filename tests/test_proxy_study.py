@@ -19,7 +19,6 @@ from uninet_mm.search.rank_agreement import (
 from uninet_mm.search.results import ResultsFile
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TABLE = osp.join(REPO, 'docs', 'bench', 'uninet_demo_40.jsonl')
 
 
 def test_tau_and_rho_against_hand_computed_cases():
@@ -165,19 +164,22 @@ def test_report_on_a_partial_study():
     assert 'seed-to-seed tau' in tool.markdown(rep)
 
 
-def test_harness_runs_on_the_uninet_table(tmp_path):
-    """The shipped 40-architecture table loads in the harness's format and the harness runs
-    on it (its 25 tokens are the demo space's; absent sequences are failed candidates)."""
+@pytest.mark.parametrize('name', ['uninet_demo_40', 'uninet_pairs_40', 'uninet_pairs_fresh_40'])
+def test_harness_runs_on_the_uninet_table(tmp_path, name):
+    """The shipped 40-architecture tables load in the harness's format and the harness runs
+    on them (their 25 tokens are the demo space's; absent sequences are failed candidates)."""
     from uninet_mm.search.benchmark import run_benchmark
     from uninet_mm.search.tabular import load_table
-    table = load_table(TABLE)
+    path = osp.join(REPO, 'docs', 'bench', f'{name}.jsonl')
+    table = load_table(path)
+    assert len(table) == 40
     assert len(table) >= 5 and table.has_flops and table.num_choices == [5, 3, 5, 5, 5] * 5
     for e in table.entries.values():
         assert 0. < e.value <= 1. and (e.test is None or 0. < e.test <= 1.)
     out = run_benchmark(table, [dict(type='random')], seeds=2, budgets=(5,), workers=1,
                         batch_size=5, target=1e6)
     assert len(out['budgets']['5']['random']['values']) == 2
-    with open(TABLE) as f:
+    with open(path) as f:
         assert json.loads(f.readline()) == dict(choices=[5, 3, 5, 5, 5] * 5)
 
 

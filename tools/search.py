@@ -1,7 +1,7 @@
 """UniNet architecture search (paper Sec. 3.4-3.5): PPO-trained LSTM controller, random search
 and regularised evolution at equal budgets, proxy training through MMEngine's Runner.
 
-    # the embedded demo: MNIST proxy, 2 CPU cores, <= 15 min, PPO vs random vs evolution
+    # the embedded demo: two-digit MNIST proxy, 2 CPU cores, <= 15 min, PPO vs random vs evolution
     python tools/search.py --demo
     # the paper's space around UniNet-B0 (prints its size and exits)
     python tools/search.py configs/search/uninet_space.py --print-space
