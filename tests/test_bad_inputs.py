@@ -249,14 +249,19 @@ def _argparse_error(capsys, fn, argv):
     return capsys.readouterr().err
 
 
-@case('get_flops: --json file exists, no --force', ['capsys'])
-def _(tmp, capsys):
-    out = tmp / 'flops.json'
-    out.write_text('{"earlier": 1}')
-    msg = _argparse_error(capsys, tool('get_flops').parse_args,
-                          ['--arch', 'b0', '--json', str(out)])
-    assert out.read_text() == '{"earlier": 1}'
-    return msg, r'already exists; pass --force'
+def _existing_output_case(name, argv):
+    """A tool whose parser refuses an existing output file (``argv(out)``) and leaves it."""
+    @case(f'{name}: its output file exists, no --force', ['capsys'])
+    def _(tmp, capsys):
+        out = tmp / 'earlier.json'
+        out.write_text('{"earlier": 1}')
+        msg = _argparse_error(capsys, tool(name).parse_args, argv(str(out)))
+        assert out.read_text() == '{"earlier": 1}'
+        return msg, r'already exists; pass --force'
+
+
+_existing_output_case('get_flops', lambda out: ['--arch', 'b0', '--json', out])
+_existing_output_case('benchmark_backbones', lambda out: ['--models', 'uninet_b0', '--out', out])
 
 
 @case('benchmark_train_step: --out is one of the configs', ['capsys'])
@@ -267,16 +272,6 @@ def _(tmp, capsys):
                           [str(cfg), '--out', str(cfg)])
     assert snapshot(tmp) == before
     return msg, r'is the input .*destroy the input'
-
-
-@case('benchmark_backbones: --out exists, no --force', ['capsys'])
-def _(tmp, capsys):
-    out = tmp / 'bench.json'
-    out.write_text('{"earlier": 1}')
-    msg = _argparse_error(capsys, tool('benchmark_backbones').parse_args,
-                          ['--models', 'uninet_b0', '--out', str(out)])
-    assert out.read_text() == '{"earlier": 1}'
-    return msg, r'already exists; pass --force'
 
 
 # ============================================================= 2. loading that matches
