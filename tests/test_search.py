@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from types import SimpleNamespace
 
@@ -399,7 +400,7 @@ def test_resume_after_kill_9(tmp_path):
 
 
 # -- the real proxy evaluation -------------------------------------------------------------------
-def test_real_proxy_evaluation_through_the_runner(tmp_path):
+def test_real_proxy_evaluation_through_the_runner(tmp_path, monkeypatch):
     space = demo_space()
     arch = space.decode(space.base_tokens())
     ev = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,
@@ -416,14 +417,20 @@ def test_real_proxy_evaluation_through_the_runner(tmp_path):
     assert 0.5 < res['val_nll'] < 4. and 0.5 < res['train_loss_tail'] < 4.
     assert res['train_loss'] >= res['train_loss_tail'] - 0.5
     assert res['top1'] == acc and res['metric'] == 'accuracy'
-    # the early-epoch extrapolation: the score is top-1 + slope * ln(FLOPs / ref)
+    assert os.listdir(tmp_path) == []  # the candidate's Runner folder is cleaned up
+    # the early-epoch extrapolation: the score is top-1 + slope * ln(FLOPs / ref); without a
+    # work_dir the Runner writes into a temporary folder, removed afterwards
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
+    os.makedirs(tempfile.tempdir)
     ext = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,
                               train_subset=64, val_subset=50, num_threads=1, flops_slope=0.1,
                               flops_ref=flops / math.e)
     res = run_candidate(ext, dict(arch=arch, tokens=space.base_tokens(), seed=0))
     assert res['status'] == 'ok' and res['metric'] == 'top1+ln(FLOPs)'
     assert res['accuracy'] == pytest.approx(res['top1'] + 0.1)
-    assert os.listdir(tmp_path) == []  # the candidate's Runner folder is cleaned up
+    assert os.listdir(tempfile.tempdir) == []
+    # a copy shipped to a worker (Ray pickles it) leaves the built datasets behind
+    assert ext._datasets is not None and copy.deepcopy(ext)._datasets is None
     # a candidate whose training diverges (inputs / 0: non-finite loss) is a failure
     bad = ProxyTrainEvaluator(base_config='configs/cls/uninet_mnist_demo.py', epochs=1,
                               train_subset=128, val_subset=50, num_threads=1,
@@ -446,7 +453,7 @@ def test_candidate_hook_measures_training_loss_and_validation_nll():
                DataSample().set_pred_score(torch.tensor([0.1, 0.1, 0.8])).set_gt_label(2),
                DataSample().set_pred_score(torch.tensor([0.2, 0.7, 0.1])).set_gt_label(0)]
     hook.before_val_epoch(None)
-    hook.after_val_iter(None, 0, outputs=samples[:2])
+    hook.after_val_iter(None, 0, outputs=[DataSample().set_gt_label(1)] + samples[:2])  # no score
     hook.after_val_iter(None, 1, outputs=samples[2:])
     got = hook.summary()
     assert got['train_loss'] == pytest.approx(12. / 8)

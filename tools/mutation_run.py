@@ -48,6 +48,12 @@ PRESETS = dict(
              'uninet_mm/models/layers.py'],
             ['tests/test_references.py', 'tests/test_train_ops.py', 'tests/test_deploy.py',
              '-m', 'not slow']),
+    proxy=(['uninet_mm/search/rank_agreement.py', 'uninet_mm/search/proxy.py',
+            'uninet_mm/search/runner.py'],
+           ['tests/test_proxy_study.py',
+            'tests/test_search.py::test_candidate_hook_measures_training_loss_and_validation_nll',
+            'tests/test_search.py::test_real_proxy_evaluation_through_the_runner',
+            '-k', 'not harness_runs']),  # mutants/ has no docs/bench tables
     safe_load=(['uninet_mm/utils/safe_load.py'],
                ['tests/test_foundation.py', 'tests/test_bad_inputs.py',
                 'tests/test_mutation_survivors.py']),
