@@ -952,3 +952,18 @@ def test_out_of_memory_is_an_infrastructure_failure():
     out = run_candidate(SyntheticEvaluator(best_tokens=[0], fail_on=(0, 0)),
                         dict(arch=None, tokens=[0], seed=0))
     assert out['status'] == 'failed' and 'infrastructure' not in out
+
+
+def test_zero_cost_on_a_training_config_drops_the_training_arguments():
+    """`--cfg-options evaluator.type=ZeroCost` on the demo's ProxyTrain evaluator (epochs,
+    subsets, lr, the extrapolation's flops_slope) builds NASWOT with the shared arguments."""
+    from mmengine.config import Config
+
+    from uninet_mm.search import build_evaluator
+    cfg = Config.fromfile('configs/search/mnist_demo.py').evaluator.to_dict()
+    assert {'epochs', 'lr', 'flops_slope', 'train_subset'} <= set(cfg)
+    ev = build_evaluator(dict(cfg, type='ZeroCost'))
+    assert isinstance(ev, ZeroCostEvaluator) and ev.batch_size == cfg['batch_size'] == 64
+    assert ev.base_config == cfg['base_config'] and ev.num_threads == 1
+    with pytest.raises(TypeError, match='epochs'):  # only ZeroCost drops them
+        build_evaluator(dict(type='Synthetic', best_tokens=[0], epochs=1))

@@ -19,6 +19,7 @@ multiply-adds, attention included) at the proxy resolution.
 The reward is defined once, in :mod:`uninet_mm.search.reward`; the Runner plumbing (the
 candidate's Runner, the divergence hook, FLOPs counting) is in :mod:`uninet_mm.search.runner`.
 """
+import inspect
 import os
 import time
 
@@ -92,13 +93,11 @@ def build_evaluator(cfg):
     if callable(cfg) and not isinstance(cfg, dict):
         return cfg
     cfg = dict(cfg)
-    # `--cfg-options evaluator.type=ZeroCost` on a training config
+    # `--cfg-options evaluator.type=ZeroCost` on a training config: the ProxyTrain arguments
+    # that ZeroCost does not take mean nothing without training (epochs, subsets, lr, ...)
     if cfg.get('type') == 'ZeroCost':
-        for key in _TRAINING_ONLY:
-            cfg.pop(key, None)
+        takes = inspect.signature(ZeroCostEvaluator).parameters
+        for key in inspect.signature(ProxyTrainEvaluator).parameters:
+            if key not in takes:
+                cfg.pop(key, None)
     return build_from(EVALUATORS, 'evaluator', cfg)
-
-
-#: ProxyTrain arguments that mean nothing without training
-_TRAINING_ONLY = ('epochs', 'train_subset', 'val_subset', 'lr', 'warmup_iters', 'work_dir',
-                  'keep_work_dirs')
