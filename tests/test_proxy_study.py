@@ -232,14 +232,14 @@ def test_a_resume_with_another_draw_is_refused(tmp_path):
     a = tool.stratified_archs(_GridSpace(), complexity, 4, 3, seed=0)
     b = tool.stratified_archs(_GridSpace(), complexity, 4, 3, seed=1)
     assert [x['tokens'] for x in a] != [x['tokens'] for x in b]
-    draw, path, archs = dict(archs=4, arch_seed=0), str(tmp_path / 'draw.json'), \
-        str(tmp_path / 'archs.json')
-    tool.check_draw(path, draw, archs)
-    with open(archs, 'w') as f:
-        json.dump(a, f)
-    tool.check_draw(path, draw, archs)  # the same options resume
+    draw, path = dict(archs=4, arch_seed=0), str(tmp_path / 'draw.json')
+    tool.check_draw(path, draw)  # nothing recorded yet: nothing to refuse
+    assert not osp.exists(path)  # recorded by main() only once archs.json is written
+    with open(path, 'w') as f:
+        json.dump(draw, f)
+    tool.check_draw(path, draw)  # the same options resume
     with pytest.raises(SystemExit, match=r'arch_seed 0 -> 1'):
-        tool.check_draw(path, dict(draw, arch_seed=1), archs)
+        tool.check_draw(path, dict(draw, arch_seed=1))
     with open(path) as f:
         assert json.load(f) == draw  # the record is not overwritten by the refused options
 
@@ -281,3 +281,19 @@ def test_report_ranks_the_extrapolated_proxy_and_flops_alone():
     rep = tool.report([{}] * 4, recs, 'p', 1, reps=20, flops_slope=0.1)
     assert rep['extrapolated_vs_high']['0']['kendall_tau'] == pytest.approx(1.)
     assert '+ 0.1 ln(FLOPs) vs high: Kendall tau 1.000' in tool.markdown(rep)
+
+
+def test_the_draw_is_recorded_with_the_architectures_and_checked_on_resume(tmp_path):
+    tool = _load_tool()
+    out = str(tmp_path / 'study')
+    argv = ['--out', out, '--archs', '2', '--pool-per-bin', '1', '--seeds', '1', '--report-only',
+            '--bootstrap', '10']
+    assert tool.main(argv) == 0
+    with open(osp.join(out, 'draw.json')) as f:
+        assert json.load(f) == dict(config='configs/search/mnist_demo.py', archs=2,
+                                    pool_per_bin=1, arch_seed=0)
+    with open(osp.join(out, 'archs.json')) as f:
+        assert len(json.load(f)) == 2
+    with pytest.raises(SystemExit, match=r'arch_seed 0 -> 1'):
+        tool.main(argv + ['--arch-seed', '1'])
+    assert tool.main(argv) == 0  # the same options resume

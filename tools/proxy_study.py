@@ -73,7 +73,7 @@ def parse_args(argv=None):
     p.add_argument('--bootstrap', type=int, default=2000, help='bootstrap resamples')
     p.add_argument('--flops-slope', type=float,
                    help='also rank the proxy\'s top-1 extrapolated with this slope, top-1 + '
-                        'slope x ln(FLOPs / 1e7) (uninet_mm/search/proxy.py: extrapolate)')
+                        'slope x ln(FLOPs / FLOPS_REF) (uninet_mm/search/proxy.py: extrapolate)')
     args = p.parse_args(argv)
     if args.archs < 2 or args.seeds < 1 or args.pool_per_bin < 1 or args.high_seeds < 1:
         p.error('--archs must be >= 2, --seeds, --high-seeds and --pool-per-bin >= 1')
@@ -162,13 +162,13 @@ def report(archs, records, proxy, seeds, reps=2000, high_seeds=1, flops_slope=No
     if all(flops):  # what the size alone ranks, and the proxy extrapolated with it
         out['flops_vs_high'] = agreement(flops, high, reps=reps)
         for s in range(seeds) if flops_slope is not None else ():
-            both = [(i, f) for i, f in zip(pair, flops) if (proxy, s, i) in acc]
-            if len(both) >= 3:
-                r = [acc[(proxy, s, i)] for i, _ in both]
-                out.setdefault('extrapolated_vs_high', {})[str(s)] = dict(agreement(
-                    [extrapolate(x.get('top1', x['accuracy']), f, flops_slope) for x, (_, f)
-                     in zip(r, both)], [acc[('high', 0, i)]['accuracy'] for i, _ in both],
-                    reps=reps), slope=flops_slope)
+            have = [k for k, i in enumerate(pair) if (proxy, s, i) in acc]
+            if len(have) >= 3:
+                runs = [acc[(proxy, s, pair[k])] for k in have]
+                score = [extrapolate(r.get('top1', r['accuracy']), flops[k], flops_slope)
+                         for r, k in zip(runs, have)]
+                out.setdefault('extrapolated_vs_high', {})[str(s)] = dict(
+                    agreement(score, [high[k] for k in have], reps=reps), slope=flops_slope)
     if seeds > 1 and len(done) >= 3:
         mean = [sum(acc[(proxy, s, i)]['accuracy'] for s in range(seeds)) / seeds
                 for i in done]
@@ -245,9 +245,10 @@ def write_table(archs, records, proxy, path, choices):
     return n
 
 
-def check_draw(path, draw, arch_path):
-    """Record how the architectures were drawn (``OUT/draw.json``) or, resuming, refuse
-    options that would draw others (``archs.json`` would silently keep the first draw)."""
+def check_draw(path, draw):
+    """Resuming, refuse options that would draw other architectures than the recorded ones
+    (``OUT/draw.json``; ``archs.json`` would silently keep the first draw). No record (a
+    study begun before draw.json existed): unchecked."""
     if osp.isfile(path):
         with open(path) as f:
             before = json.load(f)
@@ -255,9 +256,6 @@ def check_draw(path, draw, arch_path):
         if diff:
             raise SystemExit(f'{osp.dirname(path)} holds architectures drawn otherwise '
                              f'({", ".join(diff)}): use another --out or the same options')
-    elif not osp.isfile(arch_path):  # a study begun before draw.json existed: unchecked
-        with open(path, 'w') as f:
-            json.dump(draw, f)
 
 
 def main(argv=None):
@@ -274,10 +272,10 @@ def main(argv=None):
     proxy_opts = parse_options(args.proxy_options, '--proxy-options')
     high_opts = parse_options(args.high_options, '--high-options')
     os.makedirs(args.out, exist_ok=True)
-    arch_path = osp.join(args.out, 'archs.json')
-    check_draw(osp.join(args.out, 'draw.json'), dict(
-        config=osp.relpath(osp.abspath(args.config), REPO), archs=args.archs,
-        pool_per_bin=args.pool_per_bin, arch_seed=args.arch_seed), arch_path)
+    arch_path, draw_path = osp.join(args.out, 'archs.json'), osp.join(args.out, 'draw.json')
+    draw = dict(config=osp.relpath(osp.abspath(args.config), REPO), archs=args.archs,
+                pool_per_bin=args.pool_per_bin, arch_seed=args.arch_seed)
+    check_draw(draw_path, draw)
     if osp.isfile(arch_path):
         with open(arch_path) as f:
             archs = json.load(f)
@@ -292,6 +290,8 @@ def main(argv=None):
               f'{time.time() - t0:.0f} s', flush=True)
         with open(arch_path, 'w') as f:
             json.dump(archs, f)
+        with open(draw_path, 'w') as f:  # recorded once the draw is there
+            json.dump(draw, f)
     results = ResultsFile(osp.join(args.out, 'results.jsonl'))
     records = results.load()
     if not args.report_only:

@@ -22,7 +22,11 @@ from .runner import (
 _DATASET_CACHE = {}
 
 
-def extrapolate(top1, flops, slope, flops_ref=1e7):
+#: the FLOPs at which the early-epoch extrapolation equals the measured top-1
+FLOPS_REF = 1e7
+
+
+def extrapolate(top1, flops, slope, flops_ref=FLOPS_REF):
     """Early-epoch extrapolation of a short training's top-1 to a longer one's:
     ``top1 + slope * ln(flops / flops_ref)`` (larger networks gain more in later epochs;
     docs/search.md, "Third study"). ``flops_ref`` only shifts the score, not its ranking."""
@@ -62,7 +66,7 @@ class ProxyTrainEvaluator(ClassifierEvaluatorBase):
     def __init__(self, base_config=DEFAULT_PROXY_CONFIG, epochs=1, train_subset=None,
                  val_subset=None, batch_size=None, lr=None, warmup_iters=10, input_size=None,
                  in_channels=None, num_threads=None, work_dir=None, keep_work_dirs=False,
-                 cfg_options=None, flops_slope=None, flops_ref=1e7):
+                 cfg_options=None, flops_slope=None, flops_ref=FLOPS_REF):
         super().__init__(base_config, input_size, in_channels, cfg_options)
         if epochs < 1:
             raise ValueError(f'ProxyTrainEvaluator: epochs must be >= 1, got {epochs}')
